@@ -1,0 +1,31 @@
+-- torsh/_init.lua — the Lua half of the torsh module: loaded by luaopen_torsh
+-- with the C half already in package.loaded.torsh. Adds printing (tostring of
+-- a tensor looks like PyTorch's), the REPL's value printer, and small helpers
+-- that are easier to read in Lua than in C.
+local torsh = require "torsh"
+local format = require "torsh.format"
+
+local mt = debug.getregistry()["torsh.Tensor"]
+mt.__tostring = format.tensor
+torsh.format = format.tensor
+torsh.set_printoptions = format.set_printoptions
+
+-- the REPL prints values through this
+function torsh.repl_print(v)
+  if getmetatable(v) == mt then return format.tensor(v) end
+  if type(v) == "table" then return format.table(v) end
+  return tostring(v)
+end
+
+local Tensor = torsh.Tensor
+--- t:is_tensor() and torsh.is_tensor(v): true for live tensors.
+function torsh.is_tensor(v) return getmetatable(v) == mt end
+--- t:tolist() is an alias of t:totable() for PyTorch habits.
+Tensor.tolist = Tensor.totable
+--- t:float(), t:double(), t:long(), ... dtype shortcuts.
+for name, dt in pairs { float = "f32", double = "f64", half = "f16", bfloat16 = "bf16",
+                        long = "i64", int = "i32", short = "i16", char = "i8", byte = "u8", bool = "bool" } do
+  Tensor[name] = function(t) return t:to(dt) end
+end
+
+return torsh

@@ -1,0 +1,127 @@
+-- torsh/test.lua — the test runner for Lua tests.
+--
+--   local T = require "torsh.test"
+--   T.case("add broadcasts", function()
+--     T.close(torsh.ones(2, 3) + torsh.ones(3), {{2,2,2},{2,2,2}})
+--   end)
+--   T.finish()        -- prints "N passed, N failed, N skipped"; exits 1 on failure
+--
+-- Assertions raise with the caller's file:line; a case fails on the first.
+-- T.skip(reason) inside a case marks it skipped. T.raises(fn, pattern)
+-- checks an error message. Counts go to $TORSH_TEST_RESULTS/<file> for the
+-- suite's closing line (tools/run-tests.sh).
+local torsh = require "torsh"
+
+local T = { passed = 0, failed = 0, skipped = 0 }
+local SKIP = setmetatable({}, { __tostring = function() return "skip" end })
+local filter = os.getenv("TORSH_TEST_FILTER")
+
+local function fmt(v)
+  if torsh.is_tensor(v) then return tostring(v) end
+  if type(v) == "table" then return require("torsh.format").table(v) end
+  return tostring(v)
+end
+
+--- T.case(name, fn): runs one test case.
+function T.case(name, fn)
+  if filter and not name:find(filter, 1, true) then return end
+  local ok, err = xpcall(fn, function(e)
+    if e == SKIP or (type(e) == "table" and e.skip) then return e end
+    return debug.traceback(tostring(e), 2)
+  end)
+  if ok then
+    T.passed = T.passed + 1
+    io.write("ok ", name, "\n")
+  elseif type(err) == "table" and err.skip then
+    T.skipped = T.skipped + 1
+    io.write("skip ", name, ": ", err.reason, "\n")
+  else
+    T.failed = T.failed + 1
+    io.write("not ok ", name, "\n", "  ", tostring(err):gsub("\n", "\n  "), "\n")
+  end
+end
+
+function T.skip(reason) error({ skip = true, reason = reason or "" }, 0) end
+
+function T.ok(cond, msg)
+  if not cond then error(msg or "assertion failed", 2) end
+end
+
+function T.eq(got, want, msg)
+  if got ~= want then
+    error(string.format("%sexpected %s, got %s", msg and msg .. ": " or "", fmt(want), fmt(got)), 2)
+  end
+end
+
+-- Flattens a tensor or nested table into a list, recording the shape.
+local function flatten(v, out, shape, depth)
+  if torsh.is_tensor(v) then v = v:to(v:dtype() == "bool" and "bool" or (v:dtype() == "f16" or v:dtype() == "bf16") and "f32" or v:dtype()):totable() end
+  if type(v) ~= "table" then out[#out + 1] = v; return end
+  shape[depth] = shape[depth] or #v
+  if shape[depth] ~= #v then shape.ragged = true end
+  for _, x in ipairs(v) do flatten(x, out, shape, depth + 1) end
+end
+
+local function shape_of(v)
+  if torsh.is_tensor(v) then return v:shape() end
+  local s, x = {}, v
+  while type(x) == "table" do s[#s + 1] = #x; x = x[1] end
+  return s
+end
+
+--- T.close(got, want, tol): elementwise |got - want| <= atol + rtol*|want|
+--- (tol: number for both, or {atol=, rtol=}; default 1e-5). Shapes must match;
+--- NaN matches NaN; booleans compare exactly.
+function T.close(got, want, tol, msg)
+  local atol, rtol = 1e-5, 1e-5
+  if type(tol) == "number" then atol, rtol = tol, tol
+  elseif type(tol) == "table" then atol, rtol = tol.atol or atol, tol.rtol or rtol end
+  local gs, ws = shape_of(got), shape_of(want)
+  if type(want) ~= "table" and not torsh.is_tensor(want) then ws = gs end
+  if #gs ~= #ws then error(string.format("%sshape %s vs expected %s", msg and msg .. ": " or "", fmt(gs), fmt(ws)), 2) end
+  for i = 1, #gs do
+    if gs[i] ~= ws[i] then error(string.format("%sshape %s vs expected %s", msg and msg .. ": " or "", fmt(gs), fmt(ws)), 2) end
+  end
+  local g, w = {}, {}
+  flatten(got, g, {}, 1)
+  flatten(want, w, {}, 1)
+  if #w == 1 and #g > 1 then for i = 2, #g do w[i] = w[1] end end
+  if #g ~= #w then error(string.format("%s%d values vs %d expected", msg and msg .. ": " or "", #g, #w), 2) end
+  for i = 1, #g do
+    local a, b = g[i], w[i]
+    if type(a) == "boolean" or type(b) == "boolean" then
+      if a ~= b then error(string.format("%sat flat index %d: got %s, expected %s", msg and msg .. ": " or "", i, tostring(a), tostring(b)), 2) end
+    elseif not (a ~= a and b ~= b) then
+      local ok = (a == b) or math.abs(a - b) <= atol + rtol * math.abs(b)
+      if not ok then
+        error(string.format("%sat flat index %d: got %.9g, expected %.9g (atol %g, rtol %g)",
+          msg and msg .. ": " or "", i, a, b, atol, rtol), 2)
+      end
+    end
+  end
+end
+
+--- T.raises(fn, pattern): fn must raise an error whose message contains pattern (plain).
+function T.raises(fn, pattern)
+  local ok, err = pcall(fn)
+  if ok then error("expected an error" .. (pattern and (" matching '" .. pattern .. "'") or ""), 2) end
+  if pattern and not tostring(err):find(pattern, 1, true) then
+    error(string.format("error '%s' does not contain '%s'", tostring(err), pattern), 2)
+  end
+  return err
+end
+
+--- T.finish(): prints the closing line and exits (status 1 on failures).
+function T.finish()
+  io.write(string.format("%d passed, %d failed, %d skipped\n", T.passed, T.failed, T.skipped))
+  local dir = os.getenv("TORSH_TEST_RESULTS")
+  if dir and dir ~= "" then
+    local name = (arg and arg[0] or "lua"):gsub("[^%w_.-]", "_")
+    local f = io.open(dir .. "/lua_" .. name, "w")
+    if f then f:write(string.format("%d %d %d\n", T.passed, T.failed, T.skipped)); f:close() end
+  end
+  io.stdout:flush()
+  os.exit(T.failed == 0 and 0 or 1, true)
+end
+
+return T
