@@ -2,6 +2,8 @@
  * memory statistics, CPU features, the BLAS in use, the random seed. */
 #include "tsl.h"
 
+#include <time.h>
+
 static int l_set_num_threads(lua_State *L)
 {
     lua_Integer n = luaL_checkinteger(L, 1);
@@ -90,7 +92,17 @@ static int l_set_rng_state(lua_State *L)
     return 0;
 }
 
+/* torsh.clock() -> seconds from a monotonic clock (wall time, for timing). */
+static int l_clock(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
+    return 1;
+}
+
 static const luaL_Reg fns[] = {
+    {"clock", l_clock},
     {"set_num_threads", l_set_num_threads}, {"get_num_threads", l_get_num_threads}, {"num_cores", l_num_cores},
     {"memory", l_memory}, {"reset_peak_memory", l_reset_peak_memory}, {"cpu", l_cpu}, {"blas", l_blas},
     {"manual_seed", l_manual_seed}, {"get_rng_state", l_get_rng_state}, {"set_rng_state", l_set_rng_state},

@@ -148,7 +148,7 @@ void tsL_check(lua_State *L, ts_status st)
 int tsL_result(lua_State *L, ts_tensor *t)
 {
     if (!t) return tsL_error(L);
-    if (t->storage->refcount == 1) tsL_account(L, t->storage->nbytes);
+    tsL_account(L, t->storage->refcount == 1 ? t->storage->nbytes : 0);
     return 1;
 }
 
@@ -159,7 +159,7 @@ int tsL_pushtensor(lua_State *L, ts_tensor *t)
     ts_tensor **ud = lua_newuserdatauv(L, sizeof(ts_tensor *), 0);
     *ud = t;
     luaL_setmetatable(L, TSL_TENSOR_MT);
-    if (t->storage->refcount == 1) tsL_account(L, t->storage->nbytes);
+    tsL_account(L, t->storage->refcount == 1 ? t->storage->nbytes : 0);
     return 1;
 }
 
@@ -258,6 +258,9 @@ int tsL_optfield_bool(lua_State *L, int idx, const char *field, int def)
  * 256 MiB) a full collection runs. Together these keep a loop that drops
  * big tensors bounded without collectgarbage(). */
 typedef struct { size_t debt; int64_t after_full; } gc_state;
+/* C-side bytes behind one tensor userdata besides its data (tensor and
+ * storage headers, allocator slack), so Lua paces collection by real cost. */
+#define TSL_TENSOR_OVERHEAD 256
 
 static gc_state *get_gc_state(lua_State *L)
 {
@@ -273,9 +276,8 @@ static gc_state *get_gc_state(lua_State *L)
 
 void tsL_account(lua_State *L, size_t nbytes)
 {
-    if (nbytes < 4096) return;
     gc_state *g = get_gc_state(L);
-    g->debt += nbytes;
+    g->debt += nbytes + TSL_TENSOR_OVERHEAD;
     if (g->debt < ((size_t)1 << 20)) return;
     int kb = (int)(g->debt >> 10);
     g->debt = 0;

@@ -30,10 +30,27 @@ static ts_dtype compute_of(ts_dtype dt)
     return ts_dtype_is_float(dt) ? TS_F32 : TS_I64;
 }
 
-/* Result dtype and compute type of a binary op on dtypes a and b. */
-static ts_dtype binary_dtypes(ts_binop op, ts_dtype a, ts_dtype b, ts_dtype *compute)
+static int category(ts_dtype dt)
 {
-    ts_dtype common = ts_dtype_promote(a, b);
+    ts_dtype_kind k = ts_dtype_info(dt)->kind;
+    return k == TS_KIND_FLOAT ? 2 : k == TS_KIND_INT ? 1 : 0;
+}
+
+/* PyTorch's result type of two operands: a 0-dim tensor only decides the
+ * dtype when it is of a higher category (bool < int < float) than the
+ * tensor with dims, so ones(3, f32) + tensor(1.5, f64) stays f32. */
+static ts_dtype promote_operands(const ts_tensor *a, const ts_tensor *b)
+{
+    bool za = a->ndim == 0, zb = b->ndim == 0;
+    if (za == zb) return ts_dtype_promote(a->dtype, b->dtype);
+    ts_dtype dims = za ? b->dtype : a->dtype, zero = za ? a->dtype : b->dtype;
+    return category(zero) > category(dims) ? zero : dims;
+}
+
+/* Result dtype and compute type of a binary op on a and b. */
+static ts_dtype binary_dtypes(ts_binop op, const ts_tensor *a, const ts_tensor *b, ts_dtype *compute)
+{
+    ts_dtype common = promote_operands(a, b);
     if ((op == TS_DIV || op == TS_ATAN2) && !ts_dtype_is_float(common)) common = TS_F32;
     *compute = compute_of(common);
     return is_predicate(op) ? TS_BOOL : common;
@@ -57,6 +74,7 @@ typedef struct {
     ts_binary_kernel k;
     ts_dtype ct, kout;            /* compute type; kernel output type (ct or bool) */
     ts_dtype dto, dta, dtb;
+    ts_dtype common;              /* operands are cast to this first (PyTorch semantics) */
 } binary_ctx;
 
 /* Points *p at m elements of compute type for operand (ptr, byte stride, dtype),
@@ -76,6 +94,20 @@ static int64_t stage(const char *ptr, int64_t stride, ts_dtype dt, ts_dtype ct, 
     return 1;
 }
 
+/* Like stage, but an integer operand is first cast to the common integer
+ * dtype (u8 max i8 compares 251 with 1 when -5 becomes u8, as in PyTorch). */
+static int64_t stage_via(const char *ptr, int64_t stride, ts_dtype dt, ts_dtype common, ts_dtype ct, int64_t m,
+                         void *buf, const void **p)
+{
+    if (dt == common || ct != TS_I64 || common == TS_I64 || common == TS_BOOL) return stage(ptr, stride, dt, ct, m, buf, p);
+    _Alignas(64) char tmp[CHUNK * 8];
+    const void *q;
+    int64_t step = stage(ptr, stride, dt, common, m, tmp, &q);
+    ts_convert(buf, ct, 1, q, common, 1, step ? m : 1);
+    *p = buf;
+    return step;
+}
+
 static void binary_loop(char **p, const int64_t *s, int64_t n, void *vctx)
 {
     const binary_ctx *c = vctx;
@@ -84,8 +116,8 @@ static void binary_loop(char **p, const int64_t *s, int64_t n, void *vctx)
     for (int64_t off = 0; off < n; off += CHUNK) {
         int64_t m = n - off < CHUNK ? n - off : CHUNK;
         const void *ap, *bp;
-        int64_t sa = stage(p[1] + off * s[1], s[1], c->dta, c->ct, m, abuf, &ap);
-        int64_t sb = stage(p[2] + off * s[2], s[2], c->dtb, c->ct, m, bbuf, &bp);
+        int64_t sa = stage_via(p[1] + off * s[1], s[1], c->dta, c->common, c->ct, m, abuf, &ap);
+        int64_t sb = stage_via(p[2] + off * s[2], s[2], c->dtb, c->common, c->ct, m, bbuf, &bp);
         char *op = p[0] + off * s[0];
         if (c->dto == c->kout && s[0] == oes) {
             c->k(m, op, ap, sa, bp, sb);
@@ -108,7 +140,8 @@ static void binary_flat_part(int64_t begin, int64_t end, void *v)
 static ts_status cpu_binary(ts_binop op, ts_tensor *out, const ts_tensor *a, const ts_tensor *b)
 {
     binary_ctx c;
-    binary_dtypes(op, a->dtype, b->dtype, &c.ct);
+    binary_dtypes(op, a, b, &c.ct);
+    c.common = promote_operands(a, b);
     c.k = ts_binary_kernel_for(op, c.ct);
     if (!c.k)
         return ts_fail(TS_ERR_ARG, "%s: not defined for dtypes %s and %s", ts_binop_name(op),
@@ -290,7 +323,7 @@ ts_tensor *ts_binary(ts_binop op, const ts_tensor *a, const ts_tensor *b)
     int64_t shape[TS_MAX_DIMS];
     int nd;
     if (ts_broadcast_shapes(name, a->shape, a->ndim, b->shape, b->ndim, shape, &nd)) return NULL;
-    ts_dtype ct, odt = binary_dtypes(op, a->dtype, b->dtype, &ct);
+    ts_dtype ct, odt = binary_dtypes(op, a, b, &ct);
     const ts_backend *be = backend_for(name, a, ts_backend_of(a) ? (void *)ts_backend_of(a)->binary : NULL);
     if (!be) return NULL;
     ts_tensor *out = ts_tensor_new_on(a, shape, nd, odt);
@@ -301,7 +334,7 @@ ts_tensor *ts_binary(ts_binop op, const ts_tensor *a, const ts_tensor *b)
 
 ts_status ts_binary_(ts_binop op, ts_tensor *a, const ts_tensor *b)
 {
-    ts_dtype ct, odt = binary_dtypes(op, a->dtype, b->dtype, &ct);
+    ts_dtype ct, odt = binary_dtypes(op, a, b, &ct);
     if (!is_predicate(op) && ts_dtype_is_float(odt) && !ts_dtype_is_float(a->dtype))
         return ts_fail(TS_ERR_ARG, "%s_: result type %s can't be cast to the in-place operand's type %s",
                        ts_binop_name(op), ts_dtype_name(odt), ts_dtype_name(a->dtype));
@@ -389,7 +422,7 @@ ts_tensor *ts_where(const ts_tensor *cond, const ts_tensor *a, const ts_tensor *
         return NULL;
     const ts_backend *be = ts_backend_of(a);
     if (!backend_for("where", a, be ? (void *)be->where : NULL)) return NULL;
-    ts_tensor *out = ts_tensor_new_on(a, shape, nd, ts_dtype_promote(a->dtype, b->dtype));
+    ts_tensor *out = ts_tensor_new_on(a, shape, nd, promote_operands(a, b));
     if (!out) return NULL;
     if (be->where(out, cond, a, b)) { ts_tensor_release(out); return NULL; }
     return out;
