@@ -1,14 +1,15 @@
 # Makefile — a thin front for CMake. Everything real lives in CMakeLists.txt.
 #   make          install missing Debian packages, configure (Release), build
 #   make demo     ... and run recipes/quickstart.lua
-#   make test     ... and run every test; ends with "N passed, N failed"
+#   make test     ... and run every test on the release and the ASan+UBSan
+#                 builds; ends with "N passed, N failed, N skipped"
 #   make asan     the whole suite under AddressSanitizer + UBSan (build-asan/)
 #   make bench    the benchmarks in bench/ (ratios against PyTorch)
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test asan bench clean
+.PHONY: all deps configure build build-asan demo test asan bench clean
 
 all: build
 
@@ -26,12 +27,14 @@ build: deps configure
 demo: build
 	$(BUILD)/torsh recipes/quickstart.lua
 
-test: build
-	@tools/run-tests.sh $(BUILD)
+test: build build-asan
+	@tools/run-tests.sh $(BUILD) build-asan
 
-asan: deps
-	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTORSH_SANITIZE=ON
+build-asan: deps
+	@[ -f build-asan/CMakeCache.txt ] || cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTORSH_SANITIZE=ON
 	cmake --build build-asan -j $(JOBS)
+
+asan: build-asan
 	@tools/run-tests.sh build-asan
 
 bench: build

@@ -11,6 +11,7 @@ static const char GC_KEY[] = "torsh.gcstate";
 ts_tensor *tsL_totensor(lua_State *L, int idx)
 {
     ts_tensor **ud = luaL_testudata(L, idx, TSL_TENSOR_MT);
+    if (ud && !*ud) luaL_argerror(L, idx, "tensor was freed");
     return ud ? *ud : NULL;
 }
 

@@ -24,7 +24,7 @@
 
 /* The tensor at idx (error if not a live tensor). Borrowed. */
 ts_tensor *tsL_checktensor(lua_State *L, int idx);
-/* The tensor at idx or NULL if the value is not a tensor. */
+/* The tensor at idx or NULL if the value is not a tensor (error if freed). */
 ts_tensor *tsL_totensor(lua_State *L, int idx);
 /* The tensor at idx, or a new 0-dim/1-D tensor made from a number or table
  * (typed like `like` when given); *owned tells the caller to release it. */

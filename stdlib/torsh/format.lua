@@ -94,7 +94,7 @@ local function render(x, show, width, indent, summarize)
     local items = {}
     for i = 1, n do
       if summarize and n > 2 * e and i > e and i <= n - e then
-        if i == e + 1 then items[#items + 1] = "..." end
+        if i == e + 1 then items[#items + 1] = " ..." end
       else
         items[#items + 1] = string.format("%" .. width .. "s", show(vals[i]))
       end
