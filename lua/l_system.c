@@ -15,7 +15,8 @@ static int l_set_num_threads(lua_State *L)
 static int l_get_num_threads(lua_State *L) { lua_pushinteger(L, ts_get_num_threads()); return 1; }
 static int l_num_cores(lua_State *L) { lua_pushinteger(L, ts_num_cores()); return 1; }
 
-/* torsh.memory() -> {live=, peak=, allocations=} in bytes (CPU tensors). */
+/* torsh.memory() -> {live=, peak=, allocations=, cached=} in bytes (CPU tensors;
+ * cached = freed big blocks the allocator keeps for reuse). */
 static int l_memory(lua_State *L)
 {
     ts_mem_stats s = ts_mem_get_stats(TS_CPU);
@@ -23,8 +24,12 @@ static int l_memory(lua_State *L)
     lua_pushinteger(L, s.live_bytes); lua_setfield(L, -2, "live");
     lua_pushinteger(L, s.peak_bytes); lua_setfield(L, -2, "peak");
     lua_pushinteger(L, s.total_allocs); lua_setfield(L, -2, "allocations");
+    lua_pushinteger(L, (lua_Integer)ts_mem_cached_bytes()); lua_setfield(L, -2, "cached");
     return 1;
 }
+
+/* torsh.empty_cache(): gives the allocator's cached free blocks back. */
+static int l_empty_cache(lua_State *L) { (void)L; ts_mem_release_cache(); return 0; }
 
 static int l_reset_peak_memory(lua_State *L) { (void)L; ts_mem_reset_peak(TS_CPU); return 0; }
 
@@ -104,7 +109,7 @@ static int l_clock(lua_State *L)
 static const luaL_Reg fns[] = {
     {"clock", l_clock},
     {"set_num_threads", l_set_num_threads}, {"get_num_threads", l_get_num_threads}, {"num_cores", l_num_cores},
-    {"memory", l_memory}, {"reset_peak_memory", l_reset_peak_memory}, {"cpu", l_cpu}, {"blas", l_blas},
+    {"memory", l_memory}, {"empty_cache", l_empty_cache}, {"reset_peak_memory", l_reset_peak_memory}, {"cpu", l_cpu}, {"blas", l_blas},
     {"manual_seed", l_manual_seed}, {"get_rng_state", l_get_rng_state}, {"set_rng_state", l_set_rng_state},
     {NULL, NULL}
 };

@@ -1,13 +1,116 @@
 /* alloc.c — the one allocator for tensor memory, with live/peak accounting
- * per device. Default: 64-byte aligned memory from aligned_alloc. Small
- * blocks are kept on per-size free lists (a tiny cache) because the per-op
- * cost of tiny tensors is dominated by malloc/free; large blocks go straight
- * back to the system so memory is returned promptly. */
+ * per device. Default policy:
+ *  - small blocks (<= 4 KiB) come from aligned_alloc and are kept on
+ *    per-thread, per-size free lists, because the per-op cost of tiny
+ *    tensors is dominated by malloc/free;
+ *  - big blocks (>= 4 MiB) are mapped directly, 2 MiB aligned and marked
+ *    MADV_HUGEPAGE, so touching them costs one page fault per 2 MiB instead
+ *    of one per 4 KiB; a few freed big blocks are kept for reuse by the next
+ *    allocation of the same rounded size (training and benchmark loops
+ *    allocate the same sizes over and over), up to TS_BIG_CACHE_BYTES in all
+ *    (env TORSH_ALLOC_CACHE_MB overrides; 0 disables); ts_mem_release_cache()
+ *    gives them back;
+ *  - everything else: aligned_alloc.
+ * Cached blocks are not live bytes: the statistics count tensors only. */
 #include "torsh/base.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#define BIG_BLOCK ((size_t)4 << 20)
+#define HUGE_PAGE ((size_t)2 << 20)
+#define BIG_CACHE_SLOTS 16
+#define TS_BIG_CACHE_BYTES ((size_t)1 << 30)
+
+static struct {
+    pthread_mutex_t mu;
+    void *ptr[BIG_CACHE_SLOTS];
+    size_t size[BIG_CACHE_SLOTS];
+    size_t total, limit;
+    int limit_read;
+} big = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+static void *map_big(size_t sz)
+{
+    /* over-map by one huge page, then trim to a 2 MiB aligned range */
+    size_t len = sz + HUGE_PAGE;
+    char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return NULL;
+    char *p = (char *)round_up((size_t)m, HUGE_PAGE);
+    if (p > m) munmap(m, (size_t)(p - m));
+    size_t tail = (size_t)(m + len - (p + sz));
+    if (tail) munmap(p + sz, tail);
+#ifdef MADV_HUGEPAGE
+    madvise(p, sz, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+static size_t cache_limit(void)
+{
+    if (!big.limit_read) {
+        const char *e = getenv("TORSH_ALLOC_CACHE_MB");
+        big.limit = e ? (size_t)strtoull(e, NULL, 10) << 20 : TS_BIG_CACHE_BYTES;
+        big.limit_read = 1;
+    }
+    return big.limit;
+}
+
+static void *big_alloc(size_t sz)
+{
+    pthread_mutex_lock(&big.mu);
+    for (int i = 0; i < BIG_CACHE_SLOTS; i++)
+        if (big.ptr[i] && big.size[i] == sz) {
+            void *p = big.ptr[i];
+            big.ptr[i] = NULL;
+            big.total -= sz;
+            pthread_mutex_unlock(&big.mu);
+            return p;
+        }
+    pthread_mutex_unlock(&big.mu);
+    return map_big(sz);
+}
+
+static void big_free(void *p, size_t sz)
+{
+    pthread_mutex_lock(&big.mu);
+    if (big.total + sz <= cache_limit())
+        for (int i = 0; i < BIG_CACHE_SLOTS; i++)
+            if (!big.ptr[i]) {
+                big.ptr[i] = p;
+                big.size[i] = sz;
+                big.total += sz;
+                pthread_mutex_unlock(&big.mu);
+                return;
+            }
+    pthread_mutex_unlock(&big.mu);
+    munmap(p, sz);
+}
+
+void ts_mem_release_cache(void)
+{
+    pthread_mutex_lock(&big.mu);
+    for (int i = 0; i < BIG_CACHE_SLOTS; i++)
+        if (big.ptr[i]) {
+            munmap(big.ptr[i], big.size[i]);
+            big.ptr[i] = NULL;
+        }
+    big.total = 0;
+    pthread_mutex_unlock(&big.mu);
+}
+
+size_t ts_mem_cached_bytes(void)
+{
+    pthread_mutex_lock(&big.mu);
+    size_t t = big.total;
+    pthread_mutex_unlock(&big.mu);
+    return t;
+}
 
 static _Atomic int64_t live[TS_DEVICE_TYPES], peak[TS_DEVICE_TYPES], count[TS_DEVICE_TYPES];
 
@@ -33,14 +136,23 @@ static _Thread_local cache_bucket cache[CACHE_CLASSES];
 
 static size_t round_up64(size_t n) { return (n + 63) & ~(size_t)63; }
 
+/* The size class a request is served from (what alloc and free agree on). */
+static size_t block_size(size_t nbytes)
+{
+    size_t sz = round_up64(nbytes ? nbytes : 1);
+    return sz >= BIG_BLOCK ? round_up(sz, HUGE_PAGE) : sz;
+}
+
 void *ts_mem_alloc(size_t nbytes)
 {
     if (nbytes > TS_MAX_ALLOC_BYTES)
         return ts_fail_null(TS_ERR_MEMORY, "cannot allocate %zu bytes (limit %zu)", nbytes, (size_t)TS_MAX_ALLOC_BYTES);
-    size_t sz = round_up64(nbytes ? nbytes : 1);
+    size_t sz = block_size(nbytes);
     void *p = NULL;
     if (host.alloc) {
         p = host.alloc(sz, host.user);
+    } else if (sz >= BIG_BLOCK) {
+        p = big_alloc(sz);
     } else {
         size_t cls = sz / 64 - 1;
         if (cls < CACHE_CLASSES && cache[cls].n > 0)
@@ -57,10 +169,14 @@ void *ts_mem_alloc(size_t nbytes)
 void ts_mem_free(void *ptr, size_t nbytes)
 {
     if (!ptr) return;
-    size_t sz = round_up64(nbytes ? nbytes : 1);
+    size_t sz = block_size(nbytes);
     ts_mem_count(TS_CPU, -(int64_t)sz);
     if (host.alloc) {
         host.free(ptr, sz, host.user);
+        return;
+    }
+    if (sz >= BIG_BLOCK) {
+        big_free(ptr, sz);
         return;
     }
     size_t cls = sz / 64 - 1;

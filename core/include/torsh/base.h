@@ -74,6 +74,9 @@ void ts_mem_free(void *ptr, size_t nbytes);
 void ts_mem_count(ts_device_type dev, int64_t delta_bytes);
 ts_mem_stats ts_mem_get_stats(ts_device_type dev);
 void ts_mem_reset_peak(ts_device_type dev);
+/* Gives cached free blocks back to the system; bytes currently cached. */
+void ts_mem_release_cache(void);
+size_t ts_mem_cached_bytes(void);
 /* NULL restores the default (aligned malloc). */
 void ts_mem_set_allocator(const ts_allocator *a);
 /* Largest single tensor allocation accepted (default 1 TiB) */
