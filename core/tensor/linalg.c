@@ -151,7 +151,9 @@ ts_tensor *ts_matmul(const ts_tensor *a, const ts_tensor *b)
     int ond;
     if (B->ndim == 2) {
         /* fold all of A's batch dims into M: one big GEMM */
-        int64_t flat[2] = { -1, K };
+        int64_t rows = 1;
+        for (int i = 0; i < A->ndim - 1; i++) rows *= A->shape[i];
+        int64_t flat[2] = { rows, K };
         ts_tensor *A2 = ts_reshape(A, flat, 2);
         ts_tensor *o2 = A2 ? mm(A2, B) : NULL;
         ts_tensor_release(A2);
