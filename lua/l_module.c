@@ -51,6 +51,7 @@ int luaopen_torsh(lua_State *L)
     tsL_open_index(L, methods, module, mt);
     tsL_open_random(L, methods, module, mt);
     tsL_open_system(L, module);
+    tsL_open_hub(L, module);
 
     lua_pushvalue(L, methods);
     lua_setfield(L, module, "Tensor");            /* torsh.Tensor: the method table, extendable from Lua */

@@ -74,5 +74,6 @@ void tsL_open_nn(lua_State *L, int methods, int module, int mt);
 void tsL_open_index(lua_State *L, int methods, int module, int mt);
 void tsL_open_random(lua_State *L, int methods, int module, int mt);
 void tsL_open_system(lua_State *L, int module);
+void tsL_open_hub(lua_State *L, int module);
 
 #endif

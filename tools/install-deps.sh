@@ -4,9 +4,9 @@
 # apt-get line to run and exits 1. Idempotent: exits at once when all is there.
 set -euo pipefail
 
-BUILD_PKGS="build-essential cmake pkg-config liblua5.4-dev lua5.4 libopenblas-dev libopenblas0-pthread zlib1g-dev libreadline-dev"
+BUILD_PKGS="build-essential cmake pkg-config liblua5.4-dev lua5.4 lua-cjson libopenblas-dev libopenblas0-pthread zlib1g-dev libreadline-dev libcurl4-openssl-dev"
 # reference outputs and benchmarks compare against real PyTorch / NumPy
-TEST_PKGS="python3-numpy python3-torch"
+TEST_PKGS="python3-numpy python3-torch nginx-light curl"
 
 missing=()
 for p in $BUILD_PKGS ${TORSH_SKIP_TEST_DEPS:+} $([ -n "${TORSH_SKIP_TEST_DEPS:-}" ] || echo "$TEST_PKGS"); do
