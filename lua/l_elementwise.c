@@ -3,6 +3,7 @@
  * comparisons (tensors of bool: `a:lt(b)`, never the < operator, which Lua
  * forces to a single boolean), unary math, where, clamp, matmul/linear. */
 #include "tsl.h"
+#include "torsh/autograd_ops.h"
 
 #include <math.h>
 
@@ -12,26 +13,26 @@ static int binary_any(lua_State *L, ts_binop op)
     ts_tensor *a = tsL_totensor(L, 1), *b = tsL_totensor(L, 2);
     if (a && b) {
         ts_tensor **slot = tsL_newslot(L);
-        *slot = ts_binary(op, a, b);
+        *slot = ts_ag_binary(op, a, b);
         return tsL_result(L, *slot);
     }
     if (a && lua_type(L, 2) == LUA_TNUMBER) {
         double s = lua_tonumber(L, 2);
         ts_tensor **slot = tsL_newslot(L);
-        *slot = ts_binary_scalar(op, a, s, false);
+        *slot = ts_ag_binary_scalar(op, a, s, false);
         return tsL_result(L, *slot);
     }
     if (b && lua_type(L, 1) == LUA_TNUMBER) {
         double s = lua_tonumber(L, 1);
         ts_tensor **slot = tsL_newslot(L);
-        *slot = ts_binary_scalar(op, b, s, true);
+        *slot = ts_ag_binary_scalar(op, b, s, true);
         return tsL_result(L, *slot);
     }
     /* tables / booleans: make tensors of them */
     int oa = 0, ob = 0;
     ts_tensor *ta = tsL_checktensorlike(L, 1, b, &oa);
     ts_tensor *tb = tsL_checktensorlike(L, 2, ta, &ob);
-    ts_tensor *r = ts_binary(op, ta, tb);
+    ts_tensor *r = ts_ag_binary(op, ta, tb);
     if (oa) ts_tensor_release(ta);
     if (ob) ts_tensor_release(tb);
     return tsL_pushtensor(L, r);
@@ -41,6 +42,7 @@ static int binary_inplace(lua_State *L, ts_binop op)
 {
     ts_tensor *a = tsL_checktensor(L, 1);
     ts_status st;
+    tsL_check(L, ts_ag_check_inplace(ts_binop_name(op), a));
     if (lua_type(L, 2) == LUA_TNUMBER) {
         st = ts_binary_scalar_(op, a, lua_tonumber(L, 2));
     } else {
@@ -66,17 +68,18 @@ static int alpha_op(lua_State *L, ts_binop op, bool inplace)
     int owned;
     ts_tensor *a = tsL_checktensor(L, 1);
     ts_tensor *b = tsL_checktensorlike(L, 2, a, &owned);
-    ts_tensor *scaled = ts_binary_scalar(TS_MUL, b, alpha, false);
+    ts_tensor *scaled = ts_ag_binary_scalar(TS_MUL, b, alpha, false);
     if (owned) ts_tensor_release(b);
     if (!scaled) return tsL_error(L);
     if (inplace) {
-        ts_status st = ts_binary_(op, a, scaled);
+        ts_status st = ts_ag_check_inplace(ts_binop_name(op), a);
+        if (!st) st = ts_binary_(op, a, scaled);
         ts_tensor_release(scaled);
         tsL_check(L, st);
         lua_settop(L, 1);
         return 1;
     }
-    ts_tensor *r = ts_binary(op, a, scaled);
+    ts_tensor *r = ts_ag_binary(op, a, scaled);
     ts_tensor_release(scaled);
     return tsL_pushtensor(L, r);
 }
@@ -98,14 +101,16 @@ static int l_unary(lua_State *L)
 {
     ts_tensor *t = tsL_checktensor(L, 1);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_unary((ts_unop)lua_tointeger(L, lua_upvalueindex(2)), t);
+    *slot = ts_ag_unary((ts_unop)lua_tointeger(L, lua_upvalueindex(2)), t);
     return tsL_result(L, *slot);
 }
 
 static int l_unary_(lua_State *L)
 {
     ts_tensor *t = tsL_checktensor(L, 1);
-    tsL_check(L, ts_unary_((ts_unop)lua_tointeger(L, lua_upvalueindex(2)), t));
+    ts_unop op = (ts_unop)lua_tointeger(L, lua_upvalueindex(2));
+    tsL_check(L, ts_ag_check_inplace(ts_unop_name(op), t));
+    tsL_check(L, ts_unary_(op, t));
     lua_settop(L, 1);
     return 1;
 }
@@ -114,7 +119,7 @@ static int mm_unm(lua_State *L)
 {
     ts_tensor *t = tsL_checktensor(L, 1);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_unary(TS_NEG, t);
+    *slot = ts_ag_unary(TS_NEG, t);
     return tsL_result(L, *slot);
 }
 
@@ -126,7 +131,7 @@ static int l_where(lua_State *L)
     int oa, ob;
     ts_tensor *a = tsL_checktensorlike(L, 2, ref, &oa);
     ts_tensor *b = tsL_checktensorlike(L, 3, ref ? ref : a, &ob);
-    ts_tensor *r = ts_where(c, a, b);
+    ts_tensor *r = ts_ag_where(c, a, b);
     if (oa) ts_tensor_release(a);
     if (ob) ts_tensor_release(b);
     return tsL_pushtensor(L, r);
@@ -138,13 +143,14 @@ static int l_clamp(lua_State *L)
     ts_tensor *t = tsL_checktensor(L, 1);
     double lo = luaL_optnumber(L, 2, NAN), hi = luaL_optnumber(L, 3, NAN);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_clamp(t, lo, hi);
+    *slot = ts_ag_clamp(t, lo, hi);
     return tsL_result(L, *slot);
 }
 
 static int l_clamp_(lua_State *L)
 {
     ts_tensor *t = tsL_checktensor(L, 1);
+    tsL_check(L, ts_ag_check_inplace("clamp_", t));
     tsL_check(L, ts_clamp_(t, luaL_optnumber(L, 2, NAN), luaL_optnumber(L, 3, NAN)));
     lua_settop(L, 1);
     return 1;
@@ -154,7 +160,7 @@ static int l_leaky_relu(lua_State *L)
 {
     ts_tensor *t = tsL_checktensor(L, 1);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_leaky_relu(t, luaL_optnumber(L, 2, 0.01));
+    *slot = ts_ag_leaky_relu(t, luaL_optnumber(L, 2, 0.01));
     return tsL_result(L, *slot);
 }
 
@@ -162,7 +168,7 @@ static int l_matmul(lua_State *L)
 {
     ts_tensor *a = tsL_checktensor(L, 1), *b = tsL_checktensor(L, 2);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_matmul(a, b);
+    *slot = ts_ag_matmul(a, b);
     return tsL_result(L, *slot);
 }
 
@@ -170,7 +176,7 @@ static int l_bmm(lua_State *L)
 {
     ts_tensor *a = tsL_checktensor(L, 1), *b = tsL_checktensor(L, 2);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_bmm(a, b);
+    *slot = ts_ag_bmm(a, b);
     return tsL_result(L, *slot);
 }
 
@@ -180,7 +186,7 @@ static int l_linear(lua_State *L)
     ts_tensor *x = tsL_checktensor(L, 1), *w = tsL_checktensor(L, 2);
     ts_tensor *b = lua_isnoneornil(L, 3) ? NULL : tsL_checktensor(L, 3);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_linear(x, w, b);
+    *slot = ts_ag_linear(x, w, b);
     return tsL_result(L, *slot);
 }
 

@@ -50,6 +50,7 @@ int luaopen_torsh(lua_State *L)
     tsL_open_nn(L, methods, module, mt);
     tsL_open_index(L, methods, module, mt);
     tsL_open_random(L, methods, module, mt);
+    tsL_open_autograd(L, methods, module, mt);
     tsL_open_system(L, module);
     tsL_open_hub(L, module);
 

@@ -8,6 +8,7 @@
  * by max/min/argmax/argmin/sort/argsort/topk are data and 0-based (i64),
  * like PyTorch, so they feed gather/index_select directly. */
 #include "tsl.h"
+#include "torsh/autograd_ops.h"
 
 #include <math.h>
 #include <string.h>
@@ -34,7 +35,7 @@ static int l_reduce(lua_State *L)
     int nd = tsL_optdims(L, 2, t->ndim, dims);
     bool keepdim = lua_toboolean(L, 3);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_reduce((ts_redop)lua_tointeger(L, lua_upvalueindex(2)), t, dims, nd, keepdim);
+    *slot = ts_ag_reduce((ts_redop)lua_tointeger(L, lua_upvalueindex(2)), t, dims, nd, keepdim);
     return tsL_result(L, *slot);
 }
 
@@ -63,7 +64,7 @@ static int l_var(lua_State *L)
     bool keepdim;
     double correction = variance_args(L, &keepdim);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_var(t, dims, nd, correction, keepdim);
+    *slot = ts_ag_var(t, dims, nd, correction, keepdim);
     return tsL_result(L, *slot);
 }
 
@@ -76,7 +77,7 @@ static int l_std(lua_State *L)
     bool keepdim;
     double correction = variance_args(L, &keepdim);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_std(t, dims, nd, correction, keepdim);
+    *slot = ts_ag_std(t, dims, nd, correction, keepdim);
     return tsL_result(L, *slot);
 }
 
@@ -100,7 +101,7 @@ static int l_norm(lua_State *L)
     int nd = tsL_optdims(L, 3, t->ndim, dims);
     bool keepdim = lua_toboolean(L, 4);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_norm(t, p, dims, nd, keepdim);
+    *slot = ts_ag_norm(t, p, dims, nd, keepdim);
     return tsL_result(L, *slot);
 }
 
@@ -112,7 +113,7 @@ static int max_min(lua_State *L, bool is_max)
     ts_tensor *t = tsL_checktensor(L, 1);
     if (lua_isnoneornil(L, 2)) {
         ts_tensor **slot = tsL_newslot(L);
-        *slot = ts_reduce(is_max ? TS_AMAX : TS_AMIN, t, NULL, 0, false);
+        *slot = ts_ag_reduce(is_max ? TS_AMAX : TS_AMIN, t, NULL, 0, false);
         return tsL_result(L, *slot);
     }
     ts_tensor *other = tsL_totensor(L, 2);

@@ -2,6 +2,7 @@
  * constructors, properties (shape, dtype, item, totable), views and copies.
  * Elementwise math is in l_elementwise.c, reductions in l_reduce.c, ... */
 #include "tsl.h"
+#include "torsh/autograd_ops.h"
 
 #include <math.h>
 #include <string.h>
@@ -288,6 +289,7 @@ static int t_set(lua_State *L)
     double v = lua_isboolean(L, 2) ? lua_toboolean(L, 2) : luaL_checknumber(L, 2);
     int64_t idx[TS_MAX_DIMS];
     read_index(L, t, 3, idx);
+    tsL_check(L, ts_ag_check_inplace("set", t));
     tsL_check(L, ts_tensor_set_f64(t, idx, v));
     lua_settop(L, 1);
     return 1;
@@ -300,7 +302,7 @@ static int t_to(lua_State *L)
     ts_tensor *t = tsL_checktensor(L, 1);
     ts_dtype dt = tsL_optdtype(L, 2, t->dtype);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_to_dtype(t, dt);
+    *slot = ts_ag_to_dtype(t, dt);
     return tsL_result(L, *slot);
 }
 
@@ -309,7 +311,7 @@ static int t_contiguous(lua_State *L)
     ts_tensor *t = tsL_checktensor(L, 1);
     if (ts_tensor_is_contiguous(t)) { lua_settop(L, 1); return 1; }
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_contiguous(t);
+    *slot = ts_ag_contiguous(t);
     return tsL_result(L, *slot);
 }
 
@@ -317,7 +319,7 @@ static int t_clone(lua_State *L)
 {
     ts_tensor *t = tsL_checktensor(L, 1);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_clone(t);
+    *slot = ts_ag_clone(t);
     return tsL_result(L, *slot);
 }
 
@@ -325,6 +327,7 @@ static int t_copy_(lua_State *L)
 {
     ts_tensor *t = tsL_checktensor(L, 1);
     int owned;
+    tsL_check(L, ts_ag_check_inplace("copy_", t));
     ts_tensor *src = tsL_checktensorlike(L, 2, t, &owned);
     ts_status st = ts_copy_(t, src);
     if (owned) ts_tensor_release(src);
@@ -337,6 +340,7 @@ static int t_fill_(lua_State *L)
 {
     ts_tensor *t = tsL_checktensor(L, 1);
     double v = lua_isboolean(L, 2) ? lua_toboolean(L, 2) : luaL_checknumber(L, 2);
+    tsL_check(L, ts_ag_check_inplace("fill_", t));
     tsL_check(L, ts_fill_(t, v));
     lua_settop(L, 1);
     return 1;
@@ -344,7 +348,9 @@ static int t_fill_(lua_State *L)
 
 static int t_zero_(lua_State *L)
 {
-    tsL_check(L, ts_fill_(tsL_checktensor(L, 1), 0));
+    ts_tensor *t = tsL_checktensor(L, 1);
+    tsL_check(L, ts_ag_check_inplace("zero_", t));
+    tsL_check(L, ts_fill_(t, 0));
     lua_settop(L, 1);
     return 1;
 }
@@ -360,15 +366,15 @@ static int reshape_like(lua_State *L, ts_tensor *(*fn)(const ts_tensor *, const 
     *slot = fn(t, shape, nd);
     return tsL_result(L, *slot);
 }
-static int t_view(lua_State *L) { return reshape_like(L, ts_view); }
-static int t_reshape(lua_State *L) { return reshape_like(L, ts_reshape); }
-static int t_expand(lua_State *L) { return reshape_like(L, ts_expand); }
+static int t_view(lua_State *L) { return reshape_like(L, ts_ag_view); }
+static int t_reshape(lua_State *L) { return reshape_like(L, ts_ag_reshape); }
+static int t_expand(lua_State *L) { return reshape_like(L, ts_ag_expand); }
 
 static int t_expand_as(lua_State *L)
 {
     ts_tensor *t = tsL_checktensor(L, 1), *o = tsL_checktensor(L, 2);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_expand(t, o->shape, o->ndim);
+    *slot = ts_ag_expand(t, o->shape, o->ndim);
     return tsL_result(L, *slot);
 }
 
@@ -376,7 +382,7 @@ static int t_view_as(lua_State *L)
 {
     ts_tensor *t = tsL_checktensor(L, 1), *o = tsL_checktensor(L, 2);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_view(t, o->shape, o->ndim);
+    *slot = ts_ag_view(t, o->shape, o->ndim);
     return tsL_result(L, *slot);
 }
 
@@ -392,7 +398,7 @@ static int t_permute(lua_State *L)
         for (int i = 2; i <= top; i++) dims[n++] = tsL_checkdim(L, i, t->ndim);
     }
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_permute(t, dims, n);
+    *slot = ts_ag_permute(t, dims, n);
     return tsL_result(L, *slot);
 }
 
@@ -401,7 +407,7 @@ static int t_transpose(lua_State *L)
     ts_tensor *t = tsL_checktensor(L, 1);
     int a = tsL_optdim(L, 2, t->ndim, 0), b = tsL_optdim(L, 3, t->ndim, 1);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_transpose(t, a, b);
+    *slot = ts_ag_transpose(t, a, b);
     return tsL_result(L, *slot);
 }
 
@@ -412,7 +418,7 @@ static int t_t(lua_State *L)
     if (t->ndim > 2) return luaL_error(L, "t(): expects a tensor with <= 2 dims, got %d (use transpose)", t->ndim);
     if (t->ndim < 2) { lua_settop(L, 1); return 1; }
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_transpose(t, 0, 1);
+    *slot = ts_ag_transpose(t, 0, 1);
     return tsL_result(L, *slot);
 }
 
@@ -428,7 +434,7 @@ static int t_slice(lua_State *L)
     if (stop < 0) stop += n + 1;
     if (start < 1) start = 1;
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_slice(t, d, start - 1, stop, step);
+    *slot = ts_ag_slice(t, d, start - 1, stop, step);
     return tsL_result(L, *slot);
 }
 
@@ -440,7 +446,7 @@ static int t_narrow(lua_State *L)
     lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
     if (start == 0) return luaL_argerror(L, 3, "positions are 1-based");
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_narrow(t, d, start > 0 ? start - 1 : start, len);
+    *slot = ts_ag_narrow(t, d, start > 0 ? start - 1 : start, len);
     return tsL_result(L, *slot);
 }
 
@@ -452,7 +458,7 @@ static int t_select(lua_State *L)
     lua_Integer i = luaL_checkinteger(L, 3);
     if (i == 0) return luaL_argerror(L, 3, "indices are 1-based");
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_select(t, d, i > 0 ? i - 1 : i);
+    *slot = ts_ag_select(t, d, i > 0 ? i - 1 : i);
     return tsL_result(L, *slot);
 }
 
@@ -461,7 +467,7 @@ static int t_squeeze(lua_State *L)
     ts_tensor *t = tsL_checktensor(L, 1);
     int d = lua_isnoneornil(L, 2) ? TS_ALL_DIMS : tsL_checkdim(L, 2, t->ndim);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_squeeze(t, d);
+    *slot = ts_ag_squeeze(t, d);
     return tsL_result(L, *slot);
 }
 
@@ -470,7 +476,7 @@ static int t_unsqueeze(lua_State *L)
     ts_tensor *t = tsL_checktensor(L, 1);
     int d = tsL_checkdim(L, 2, t->ndim + 1);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_unsqueeze(t, d);
+    *slot = ts_ag_unsqueeze(t, d);
     return tsL_result(L, *slot);
 }
 
@@ -479,7 +485,7 @@ static int t_flatten(lua_State *L)
     ts_tensor *t = tsL_checktensor(L, 1);
     int s = tsL_optdim(L, 2, t->ndim, 0), e = tsL_optdim(L, 3, t->ndim, t->ndim ? t->ndim - 1 : 0);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_flatten(t, s, e);
+    *slot = ts_ag_flatten(t, s, e);
     return tsL_result(L, *slot);
 }
 

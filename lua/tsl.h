@@ -75,5 +75,6 @@ void tsL_open_index(lua_State *L, int methods, int module, int mt);
 void tsL_open_random(lua_State *L, int methods, int module, int mt);
 void tsL_open_system(lua_State *L, int module);
 void tsL_open_hub(lua_State *L, int module);
+void tsL_open_autograd(lua_State *L, int methods, int module, int mt);
 
 #endif

@@ -17,6 +17,8 @@ function torsh.repl_print(v)
   return tostring(v)
 end
 
+torsh.autograd = require "torsh.autograd"
+
 local Tensor = torsh.Tensor
 --- t:is_tensor() and torsh.is_tensor(v): true for live tensors.
 function torsh.is_tensor(v) return getmetatable(v) == mt end
