@@ -11,7 +11,8 @@
  *
  * Parts: base.h (errors, memory accounting, threads, CPU features), dtype.h,
  * tensor.h (storage, tensors, views), ops.h (operations), random.h,
- * backend.h (device kernel tables), blas.h (the BLAS in use).
+ * backend.h (device kernel tables), blas.h (the BLAS in use), autograd.h and
+ * autograd_ops.h (reverse-mode differentiation and the recording ops).
  * Link with `pkg-config --libs torsh`.
  */
 #ifndef TORSH_TORSH_H
@@ -24,5 +25,7 @@
 #include "torsh/random.h"
 #include "torsh/backend.h"
 #include "torsh/blas.h"
+#include "torsh/autograd.h"
+#include "torsh/autograd_ops.h"
 
 #endif
