@@ -19,6 +19,22 @@ end
 
 torsh.autograd = require "torsh.autograd"
 
+-- Library parts load on first use: torsh.nn, torsh.optim, torsh.data, ...
+local lazy = { nn = "torsh.nn", optim = "torsh.optim", data = "torsh.data", cli = "torsh.cli", hub = "torsh.hub",
+               train = "torsh.train" }
+local lazy_fn = { save = "torsh.io", load = "torsh.io" }
+setmetatable(torsh, { __index = function(t, k)
+  if lazy[k] then
+    local m = require(lazy[k])
+    rawset(t, k, m)
+    return m
+  end
+  if lazy_fn[k] then
+    require(lazy_fn[k])           -- defines torsh.save / torsh.load
+    return rawget(t, k)
+  end
+end })
+
 local Tensor = torsh.Tensor
 --- t:is_tensor() and torsh.is_tensor(v): true for live tensors.
 function torsh.is_tensor(v) return getmetatable(v) == mt end

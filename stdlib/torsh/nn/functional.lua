@@ -1,0 +1,157 @@
+-- torsh/nn/functional.lua — the functional forms of torsh.nn (like
+-- torch.nn.functional): activations, linear/conv/pool/norm wrappers with
+-- PyTorch's argument names, dropout, and the losses. Everything is built on
+-- the core's recording ops, so gradients flow through all of it. Fused C
+-- kernels are used when the core provides them (torsh.cross_entropy,
+-- torsh.batch_norm_train); otherwise the same math is composed from ops.
+local torsh = require "torsh"
+local F = {}
+
+-- ---- activations -------------------------------------------------------------
+function F.relu(x) return x:relu() end
+function F.gelu(x, approximate) return approximate == "tanh" and x:gelu_tanh() or x:gelu() end
+function F.silu(x) return x:silu() end
+function F.tanh(x) return x:tanh() end
+function F.sigmoid(x) return x:sigmoid() end
+function F.leaky_relu(x, slope) return x:leaky_relu(slope or 0.01) end
+function F.softmax(x, dim) return torsh.softmax(x, dim) end
+function F.log_softmax(x, dim) return torsh.log_softmax(x, dim) end
+
+-- ---- layers ---------------------------------------------------------------------
+function F.linear(x, w, b) return torsh.linear(x, w, b) end
+function F.conv1d(x, w, b, opts) return torsh.conv1d(x, w, b, opts) end
+function F.conv2d(x, w, b, opts) return torsh.conv2d(x, w, b, opts) end
+function F.max_pool2d(x, k, opts) return torsh.max_pool2d(x, k, opts) end
+function F.avg_pool2d(x, k, opts) return torsh.avg_pool2d(x, k, opts) end
+function F.adaptive_avg_pool2d(x, size) return torsh.adaptive_avg_pool2d(x, size) end
+function F.embedding(idx, w) return torsh.embedding(w, idx) end
+function F.flatten(x, s, e) return x:flatten(s or 2, e or -1) end
+
+--- dropout(x, p, training): zeroes elements with probability p and scales the rest by 1/(1-p).
+function F.dropout(x, p, training)
+  p = p or 0.5
+  if training == false or p == 0 then return x end
+  if p < 0 or p > 1 then error(string.format("dropout: probability has to be between 0 and 1, got %g", p), 2) end
+  if p == 1 then return x * 0 end
+  local keep = torsh.rand(x:shape(), x:dtype()):ge(p)
+  return x * keep * (1 / (1 - p))
+end
+
+--- batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+--- Training: normalises with the batch statistics and updates the running
+--- ones in place (momentum as in PyTorch; unbiased variance for the update).
+function F.batch_norm(x, rmean, rvar, weight, bias, training, momentum, eps)
+  eps = eps or 1e-5
+  momentum = momentum or 0.1
+  if not training then return torsh.batch_norm(x, rmean, rvar, weight, bias, eps) end
+  if torsh.batch_norm_train then
+    return torsh.batch_norm_train(x, weight, bias, rmean, rvar, momentum, eps)
+  end
+  local C = x:size(2)
+  local dims = { 1 }
+  for d = 3, x:dim() do dims[#dims + 1] = d end
+  local shape = { 1, C }
+  for _ = 3, x:dim() do shape[#shape + 1] = 1 end
+  local mean = x:mean(dims, true)
+  local centered = x - mean
+  local var = (centered * centered):mean(dims, true)
+  local y = centered * (var + eps):rsqrt()
+  if weight then y = y * weight:view(shape) end
+  if bias then y = y + bias:view(shape) end
+  if rmean then
+    local n = x:numel() // C
+    torsh.no_grad(function()
+      rmean:mul_(1 - momentum):add_(mean:detach():view(C) * momentum)
+      rvar:mul_(1 - momentum):add_(var:detach():view(C) * (momentum * n / math.max(n - 1, 1)))
+    end)
+  end
+  return y
+end
+
+function F.layer_norm(x, shape, w, b, eps) return torsh.layer_norm(x, shape, w, b, eps or 1e-5) end
+function F.group_norm(x, groups, w, b, eps) return torsh.group_norm(x, groups, w, b, eps or 1e-5) end
+
+-- ---- losses ------------------------------------------------------------------------
+local function reduce(loss, reduction, weight_sum)
+  if reduction == "none" then return loss end
+  if reduction == "sum" then return loss:sum() end
+  if weight_sum then return loss:sum() / weight_sum end
+  return loss:mean()
+end
+
+--- cross_entropy(logits [N,C] or [N,C,...], target (class indices, 0-based), {weight=, ignore_index=-100,
+--- label_smoothing=0, reduction="mean"})
+function F.cross_entropy(logits, target, opts)
+  opts = opts or {}
+  if torsh.cross_entropy then return torsh.cross_entropy(logits, target, opts) end
+  local logp = logits - logits:logsumexp(2, true)
+  return F.nll_loss(logp, target, opts, opts.label_smoothing or 0)
+end
+
+--- nll_loss(log_probs [N,C], target, {weight=, ignore_index=-100, reduction="mean"})
+function F.nll_loss(logp, target, opts, smoothing)
+  opts = opts or {}
+  smoothing = smoothing or 0
+  local C = logp:size(2)
+  local ignore = opts.ignore_index or -100
+  local valid = target:ne(ignore)
+  local safe_target = torsh.where(valid, target, 0)
+  local onehot = torsh.one_hot(safe_target, C):to(logp:dtype())
+  if logp:dim() > 2 then                                   -- [N, d.., C] -> [N, C, d..]
+    local order = { 1, logp:dim() }
+    for d = 2, logp:dim() - 1 do order[#order + 1] = d end
+    onehot = onehot:permute(order)
+  end
+  local w = opts.weight
+  local picked = (onehot * logp):sum(2)                     -- log p of the target class
+  local wshape = { 1, C }
+  for _ = 3, logp:dim() do wshape[#wshape + 1] = 1 end
+  local wt = w and (onehot * w:view(wshape)):sum(2) or nil  -- weight of the target class
+  local loss = -picked
+  if smoothing > 0 then
+    local smooth = -(w and (logp * w:view(wshape)) or logp):mean(2)
+    loss = loss * (1 - smoothing) + smooth * smoothing
+  end
+  if wt then loss = loss * wt end
+  local validf = valid:to(logp:dtype())
+  loss = loss * validf
+  local reduction = opts.reduction or "mean"
+  if reduction == "mean" then
+    local denom = wt and (wt * validf):sum() or validf:sum()
+    return loss:sum() / denom
+  end
+  return reduce(loss, reduction)
+end
+
+function F.mse_loss(a, b, opts)
+  local d = a - b
+  return reduce(d * d, (opts or {}).reduction or "mean")
+end
+
+function F.l1_loss(a, b, opts) return reduce((a - b):abs(), (opts or {}).reduction or "mean") end
+
+function F.smooth_l1_loss(a, b, opts)
+  opts = opts or {}
+  local beta = opts.beta or 1.0
+  local d = (a - b):abs()
+  local loss = beta > 0 and torsh.where(d:lt(beta), d * d * (0.5 / beta), d - 0.5 * beta) or d
+  return reduce(loss, opts.reduction or "mean")
+end
+
+--- binary_cross_entropy_with_logits(x, y, {weight=, pos_weight=, reduction=})
+function F.binary_cross_entropy_with_logits(x, y, opts)
+  opts = opts or {}
+  -- (1 - y) x + (1 + (pw - 1) y) * log(1 + exp(-x)), written stably
+  local log_sig_neg = (x:neg():clamp(0, nil)) + ((x:abs():neg()):exp() + 1):log()   -- log(1 + exp(-x))
+  local loss
+  if opts.pos_weight then
+    local lw = (opts.pos_weight - 1) * y + 1
+    loss = (1 - y) * x + lw * log_sig_neg
+  else
+    loss = (1 - y) * x + log_sig_neg
+  end
+  if opts.weight then loss = loss * opts.weight end
+  return reduce(loss, opts.reduction or "mean")
+end
+
+return F
