@@ -6,7 +6,7 @@ set -euo pipefail
 
 BUILD_PKGS="build-essential cmake pkg-config liblua5.4-dev lua5.4 lua-cjson libopenblas-dev libopenblas0-pthread zlib1g-dev libreadline-dev libcurl4-openssl-dev"
 # reference outputs and benchmarks compare against real PyTorch / NumPy
-TEST_PKGS="python3-numpy python3-torch nginx-light curl dataset-fashion-mnist"
+TEST_PKGS="python3-numpy python3-torch python3-torchvision nginx-light curl dataset-fashion-mnist"
 
 missing=()
 for p in $BUILD_PKGS ${TORSH_SKIP_TEST_DEPS:+} $([ -n "${TORSH_SKIP_TEST_DEPS:-}" ] || echo "$TEST_PKGS"); do

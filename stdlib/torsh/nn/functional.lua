@@ -106,21 +106,26 @@ function F.nll_loss(logp, target, opts, smoothing)
   local picked = (onehot * logp):sum(2)                     -- log p of the target class
   local wshape = { 1, C }
   for _ = 3, logp:dim() do wshape[#wshape + 1] = 1 end
-  local wt = w and (onehot * w:view(wshape)):sum(2) or nil  -- weight of the target class
-  local loss = -picked
-  if smoothing > 0 then
-    local smooth = -(w and (logp * w:view(wshape)) or logp):mean(2)
-    loss = loss * (1 - smoothing) + smooth * smoothing
-  end
-  if wt then loss = loss * wt end
   local validf = valid:to(logp:dtype())
-  loss = loss * validf
+  -- weight of each sample's target class (zero where ignored)
+  local wt = w and (onehot * w:view(wshape)):sum(2) * validf or validf
+  local nll = -picked * wt
   local reduction = opts.reduction or "mean"
-  if reduction == "mean" then
-    local denom = wt and (wt * validf):sum() or validf:sum()
-    return loss:sum() / denom
+  local smooth
+  if smoothing > 0 then   -- PyTorch: eps/C * sum over classes of -(w_c log p_c), ignored rows zeroed
+    smooth = -(w and (logp * w:view(wshape)) or logp):sum(2) * validf
   end
-  return reduce(loss, reduction)
+  if reduction == "none" then
+    return smooth and (nll * (1 - smoothing) + smooth * (smoothing / C)) or nll
+  end
+  local denom = reduction == "mean" and wt:sum() or nil
+  local loss = denom and nll:sum() / denom or nll:sum()
+  if smooth then
+    local s = smooth:sum()
+    if reduction == "mean" then s = w and s / denom or s / valid:numel() end
+    loss = loss * (1 - smoothing) + s * (smoothing / C)
+  end
+  return loss
 end
 
 function F.mse_loss(a, b, opts)
