@@ -2,7 +2,10 @@
  * memory statistics, CPU features, the BLAS in use, the random seed. */
 #include "tsl.h"
 
+#include <signal.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static int l_set_num_threads(lua_State *L)
 {
@@ -106,8 +109,45 @@ static int l_clock(lua_State *L)
     return 1;
 }
 
+/* torsh.isatty(fd) -> whether the descriptor (0, 1, 2) is a terminal. */
+static int l_isatty(lua_State *L)
+{
+    lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
+/* Interrupt trapping for long jobs (training): while trapped, SIGINT only
+ * sets a flag that the job polls at a safe point (torsh.interrupted()), so
+ * it can save a checkpoint and exit cleanly instead of dying mid-update.
+ * The one process-wide flag is the only state a signal handler may touch. */
+static volatile sig_atomic_t interrupted_flag;
+static struct sigaction saved_sigint;
+static int trapping;
+
+static void on_sigint(int sig) { (void)sig; interrupted_flag = 1; }
+
+static int l_trap_interrupt(lua_State *L)
+{
+    int on = lua_toboolean(L, 1);
+    if (on && !trapping) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_sigint;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, &saved_sigint);
+        trapping = 1;
+        interrupted_flag = 0;
+    } else if (!on && trapping) {
+        sigaction(SIGINT, &saved_sigint, NULL);
+        trapping = 0;
+    }
+    return 0;
+}
+
+static int l_interrupted(lua_State *L) { lua_pushboolean(L, interrupted_flag != 0); return 1; }
+
 static const luaL_Reg fns[] = {
-    {"clock", l_clock},
+    {"clock", l_clock}, {"isatty", l_isatty}, {"trap_interrupt", l_trap_interrupt}, {"interrupted", l_interrupted},
     {"set_num_threads", l_set_num_threads}, {"get_num_threads", l_get_num_threads}, {"num_cores", l_num_cores},
     {"memory", l_memory}, {"empty_cache", l_empty_cache}, {"reset_peak_memory", l_reset_peak_memory}, {"cpu", l_cpu}, {"blas", l_blas},
     {"manual_seed", l_manual_seed}, {"get_rng_state", l_get_rng_state}, {"set_rng_state", l_set_rng_state},
