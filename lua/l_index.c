@@ -6,8 +6,10 @@
  * (index_select / embedding / gather / scatter_add indices, one_hot's
  * classes) are data and stay 0-based like PyTorch. An index may also be
  * given as a Lua table of integers (or one integer). split and chunk return
- * a Lua list of views. */
+ * a Lua list of views. Everything but one_hot is differentiable (the
+ * ts_ag_ versions are called); scatter_add_ refuses tensors in a graph. */
 #include "tsl.h"
+#include "torsh/autograd_ops.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +65,7 @@ static int l_index_select(lua_State *L)
     ts_tensor **slot = tsL_newslot(L);
     int owned;
     ts_tensor *idx = check_index(L, 3, &owned);
-    *slot = ts_index_select(t, d, idx);
+    *slot = ts_ag_index_select(t, d, idx);
     return finish(L, slot, owned ? idx : NULL);
 }
 
@@ -74,7 +76,7 @@ static int l_embedding(lua_State *L)
     ts_tensor **slot = tsL_newslot(L);
     int owned;
     ts_tensor *idx = check_index(L, 2, &owned);
-    *slot = ts_embedding(w, idx);
+    *slot = ts_ag_embedding(w, idx);
     return finish(L, slot, owned ? idx : NULL);
 }
 
@@ -86,7 +88,7 @@ static int l_gather(lua_State *L)
     ts_tensor **slot = tsL_newslot(L);
     int owned;
     ts_tensor *idx = check_index(L, 3, &owned);
-    *slot = ts_gather(t, d, idx);
+    *slot = ts_ag_gather(t, d, idx);
     return finish(L, slot, owned ? idx : NULL);
 }
 
@@ -99,7 +101,7 @@ static int l_scatter_add(lua_State *L)
     ts_tensor **slot = tsL_newslot(L);
     int owned;
     ts_tensor *idx = check_index(L, 3, &owned);
-    *slot = ts_scatter_add(t, d, idx, src);
+    *slot = ts_ag_scatter_add(t, d, idx, src);
     return finish(L, slot, owned ? idx : NULL);
 }
 
@@ -109,6 +111,7 @@ static int l_scatter_add_(lua_State *L)
     ts_tensor *t = tsL_checktensor(L, 1);
     int d = tsL_checkdim(L, 2, t->ndim);
     ts_tensor *src = tsL_checktensor(L, 4);
+    tsL_check(L, ts_ag_check_inplace("scatter_add_", t));
     int owned;
     ts_tensor *idx = check_index(L, 3, &owned);
     ts_status st = ts_scatter_add_(t, d, idx, src);
@@ -136,7 +139,7 @@ static int l_masked_select(lua_State *L)
     ts_tensor **slot = tsL_newslot(L);
     int owned;
     ts_tensor *mask = check_mask(L, 2, &owned);
-    *slot = ts_masked_select(t, mask);
+    *slot = ts_ag_masked_select(t, mask);
     return finish(L, slot, owned ? mask : NULL);
 }
 
@@ -148,7 +151,7 @@ static int l_masked_fill(lua_State *L)
     ts_tensor **slot = tsL_newslot(L);
     int owned;
     ts_tensor *mask = check_mask(L, 2, &owned);
-    *slot = ts_masked_fill(t, mask, v);
+    *slot = ts_ag_masked_fill(t, mask, v);
     return finish(L, slot, owned ? mask : NULL);
 }
 
@@ -185,7 +188,7 @@ static int join(lua_State *L, bool stack)
     int ndim = ts[first]->ndim + (stack ? 1 : 0);
     int d = tsL_optdim(L, 2, ndim, 0);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = stack ? ts_stack(ts, n, d) : ts_cat(ts, n, d);
+    *slot = stack ? ts_ag_stack(ts, n, d) : ts_ag_cat(ts, n, d);
     return tsL_result(L, *slot);
 }
 static int l_cat(lua_State *L) { return join(L, false); }
@@ -251,13 +254,13 @@ static int l_split(lua_State *L)
             lua_pop(L, 1);
         }
         holder *h = new_holder(L);
-        tsL_check(L, ts_split_sizes(t, sizes, len, d, &h->outs));
+        tsL_check(L, ts_ag_split_sizes(t, sizes, len, d, &h->outs));
         h->n = len;
         return push_list(L, h);
     }
     lua_Integer size = luaL_checkinteger(L, 2);
     holder *h = new_holder(L);
-    tsL_check(L, ts_split(t, size, d, &h->outs, &h->n));
+    tsL_check(L, ts_ag_split(t, size, d, &h->outs, &h->n));
     return push_list(L, h);
 }
 
@@ -269,7 +272,7 @@ static int l_chunk(lua_State *L)
     int d = tsL_optdim(L, 3, t->ndim, 0);
     luaL_argcheck(L, chunks > 0 && chunks <= (1 << 24), 2, "number of chunks must be in 1..2^24");
     holder *h = new_holder(L);
-    tsL_check(L, ts_chunk(t, (int)chunks, d, &h->outs, &h->n));
+    tsL_check(L, ts_ag_chunk(t, (int)chunks, d, &h->outs, &h->n));
     return push_list(L, h);
 }
 
@@ -295,7 +298,7 @@ static int l_pad(lua_State *L)
     int mode = luaL_checkoption(L, 3, "constant", modes);
     double value = luaL_optnumber(L, 4, 0);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_pad(t, pads, n, (ts_pad_mode)mode, value);
+    *slot = ts_ag_pad(t, pads, n, (ts_pad_mode)mode, value);
     return tsL_result(L, *slot);
 }
 
@@ -307,7 +310,7 @@ static int l_flip(lua_State *L)
     luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "dims expected");
     int n = lua_istable(L, 2) && luaL_len(L, 2) == 0 ? 0 : tsL_optdims(L, 2, t->ndim, dims);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_flip(t, dims, n);
+    *slot = ts_ag_flip(t, dims, n);
     return tsL_result(L, *slot);
 }
 
@@ -325,7 +328,7 @@ static int repeat_like(lua_State *L, bool tile)
         n = t->ndim;
     }
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_repeat(t, reps, n);
+    *slot = ts_ag_repeat(t, reps, n);
     return tsL_result(L, *slot);
 }
 static int l_repeat(lua_State *L) { return repeat_like(L, false); }
@@ -337,7 +340,7 @@ static int l_tril(lua_State *L)
     ts_tensor *t = tsL_checktensor(L, 1);
     lua_Integer k = luaL_optinteger(L, 2, 0);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_tril(t, k);
+    *slot = ts_ag_tril(t, k);
     return tsL_result(L, *slot);
 }
 
@@ -346,7 +349,7 @@ static int l_triu(lua_State *L)
     ts_tensor *t = tsL_checktensor(L, 1);
     lua_Integer k = luaL_optinteger(L, 2, 0);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_triu(t, k);
+    *slot = ts_ag_triu(t, k);
     return tsL_result(L, *slot);
 }
 

@@ -125,7 +125,7 @@ static int max_min(lua_State *L, bool is_max)
     int d = tsL_checkdim(L, 2, t->ndim);
     bool keepdim = lua_toboolean(L, 3);
     ts_tensor **values = tsL_newslot(L), **indices = tsL_newslot(L);
-    ts_status st = (is_max ? ts_max_dim : ts_min_dim)(t, d, keepdim, values, indices);
+    ts_status st = (is_max ? ts_ag_max_dim : ts_ag_min_dim)(t, d, keepdim, values, indices);
     return push_pair(L, st, *values, *indices);
 }
 
@@ -155,7 +155,7 @@ static int cumulative(lua_State *L, bool prod)
     ts_tensor *t = tsL_checktensor(L, 1);
     int d = tsL_checkdim(L, 2, t->ndim);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = (prod ? ts_cumprod : ts_cumsum)(t, d);
+    *slot = (prod ? ts_ag_cumprod : ts_ag_cumsum)(t, d);
     return tsL_result(L, *slot);
 }
 
@@ -173,7 +173,7 @@ static int l_sort(lua_State *L)
     int d = tsL_optdim(L, 2, t->ndim, last_dim(t));
     bool descending = lua_toboolean(L, 3);
     ts_tensor **values = tsL_newslot(L), **indices = tsL_newslot(L);
-    ts_status st = ts_sort(t, d, descending, values, indices);
+    ts_status st = ts_ag_sort(t, d, descending, values, indices);
     return push_pair(L, st, *values, *indices);
 }
 
@@ -194,7 +194,7 @@ static int l_topk(lua_State *L)
     int d = tsL_optdim(L, 3, t->ndim, last_dim(t));
     bool largest = opt_bool(L, 4, true), sorted = opt_bool(L, 5, true);
     ts_tensor **values = tsL_newslot(L), **indices = tsL_newslot(L);
-    ts_status st = ts_topk(t, (int64_t)k, d, largest, sorted, values, indices);
+    ts_status st = ts_ag_topk(t, (int64_t)k, d, largest, sorted, values, indices);
     return push_pair(L, st, *values, *indices);
 }
 

@@ -50,6 +50,62 @@ ts_tensor *ts_ag_contiguous(const ts_tensor *t);
 ts_tensor *ts_ag_clone(const ts_tensor *t);
 ts_tensor *ts_ag_to_dtype(const ts_tensor *t, ts_dtype dt);
 
+/* neural-network ops (ag_nn.c); max pooling records its indices itself, so
+ * `indices` is only for callers that want them too */
+ts_tensor *ts_ag_conv1d(const ts_tensor *x, const ts_tensor *w, const ts_tensor *bias, const ts_conv_params *p);
+ts_tensor *ts_ag_conv2d(const ts_tensor *x, const ts_tensor *w, const ts_tensor *bias, const ts_conv_params *p);
+ts_tensor *ts_ag_max_pool2d(const ts_tensor *x, const ts_pool_params *p, ts_tensor **indices);
+ts_tensor *ts_ag_avg_pool2d(const ts_tensor *x, const ts_pool_params *p);
+ts_tensor *ts_ag_max_pool1d(const ts_tensor *x, const ts_pool_params *p);
+ts_tensor *ts_ag_avg_pool1d(const ts_tensor *x, const ts_pool_params *p);
+ts_tensor *ts_ag_adaptive_avg_pool2d(const ts_tensor *x, int64_t out_h, int64_t out_w);
+ts_tensor *ts_ag_adaptive_max_pool2d(const ts_tensor *x, int64_t out_h, int64_t out_w);
+ts_tensor *ts_ag_batch_norm(const ts_tensor *x, const ts_tensor *mean, const ts_tensor *var,
+                            const ts_tensor *weight, const ts_tensor *bias, double eps);
+ts_tensor *ts_ag_batch_norm_train(const ts_tensor *x, const ts_tensor *weight, const ts_tensor *bias,
+                                  ts_tensor *running_mean, ts_tensor *running_var, double momentum, double eps);
+ts_tensor *ts_ag_layer_norm(const ts_tensor *x, int norm_ndim, const ts_tensor *weight,
+                            const ts_tensor *bias, double eps);
+ts_tensor *ts_ag_group_norm(const ts_tensor *x, int64_t groups, const ts_tensor *weight,
+                            const ts_tensor *bias, double eps);
+ts_tensor *ts_ag_softmax(const ts_tensor *x, int dim);
+ts_tensor *ts_ag_log_softmax(const ts_tensor *x, int dim);
+ts_tensor *ts_ag_cross_entropy(const ts_tensor *logits, const ts_tensor *target, const ts_tensor *weight,
+                               int64_t ignore_index, double label_smoothing, ts_reduction reduction);
+ts_tensor *ts_ag_nll_loss(const ts_tensor *logp, const ts_tensor *target, const ts_tensor *weight,
+                          int64_t ignore_index, ts_reduction reduction);
+
+/* indexing and joining (ag_index.c). The index / mask arguments get no
+ * gradient; split, split_sizes and chunk make every piece an output of one
+ * node (pieces that get no gradient count as zeros). */
+ts_tensor *ts_ag_index_select(const ts_tensor *a, int dim, const ts_tensor *index);
+ts_tensor *ts_ag_embedding(const ts_tensor *weight, const ts_tensor *index);
+ts_tensor *ts_ag_gather(const ts_tensor *a, int dim, const ts_tensor *index);
+ts_tensor *ts_ag_scatter_add(const ts_tensor *a, int dim, const ts_tensor *index, const ts_tensor *src);
+ts_tensor *ts_ag_masked_select(const ts_tensor *a, const ts_tensor *mask);
+ts_tensor *ts_ag_masked_fill(const ts_tensor *a, const ts_tensor *mask, double value);
+ts_tensor *ts_ag_cat(ts_tensor *const *ts, int n, int dim);
+ts_tensor *ts_ag_stack(ts_tensor *const *ts, int n, int dim);
+ts_status ts_ag_split(const ts_tensor *a, int64_t size, int dim, ts_tensor ***outs, int *n);
+ts_status ts_ag_split_sizes(const ts_tensor *a, const int64_t *sizes, int nsizes, int dim, ts_tensor ***outs);
+ts_status ts_ag_chunk(const ts_tensor *a, int chunks, int dim, ts_tensor ***outs, int *n);
+ts_tensor *ts_ag_pad(const ts_tensor *a, const int64_t *pads, int npads, ts_pad_mode mode, double value);
+ts_tensor *ts_ag_flip(const ts_tensor *a, const int *dims, int ndims);
+ts_tensor *ts_ag_repeat(const ts_tensor *a, const int64_t *reps, int nreps);
+ts_tensor *ts_ag_tril(const ts_tensor *a, int64_t diagonal);
+ts_tensor *ts_ag_triu(const ts_tensor *a, int64_t diagonal);
+
+/* along one dim (ag_sort.c): the values of max/min/sort/topk are
+ * differentiable (the gradient goes to the positions the indices name);
+ * the indices are not. */
+ts_status ts_ag_max_dim(const ts_tensor *a, int dim, bool keepdim, ts_tensor **values, ts_tensor **indices);
+ts_status ts_ag_min_dim(const ts_tensor *a, int dim, bool keepdim, ts_tensor **values, ts_tensor **indices);
+ts_status ts_ag_sort(const ts_tensor *a, int dim, bool descending, ts_tensor **values, ts_tensor **indices);
+ts_status ts_ag_topk(const ts_tensor *a, int64_t k, int dim, bool largest, bool sorted,
+                     ts_tensor **values, ts_tensor **indices);
+ts_tensor *ts_ag_cumsum(const ts_tensor *a, int dim);
+ts_tensor *ts_ag_cumprod(const ts_tensor *a, int dim);
+
 #ifdef __cplusplus
 }
 #endif
