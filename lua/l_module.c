@@ -52,6 +52,9 @@ int luaopen_torsh(lua_State *L)
     tsL_open_random(L, methods, module, mt);
     tsL_open_autograd(L, methods, module, mt);
     tsL_open_system(L, module);
+    tsL_open_data(L, module);
+    tsL_open_optim(L, module);
+    tsL_open_io(L, module);
     tsL_open_hub(L, module);
 
     lua_pushvalue(L, methods);

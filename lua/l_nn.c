@@ -1,6 +1,9 @@
 /* l_nn.c — neural-network functions for Lua, each both a torsh.* function and
  * a Tensor method: conv1d/conv2d, max/avg pooling (1-D and 2-D), adaptive
- * pooling, batch/layer/group norm, softmax and log_softmax.
+ * pooling, batch/layer/group norm (batch_norm_train: with batch statistics),
+ * softmax and log_softmax, and the losses cross_entropy and nll_loss. All
+ * go through the recording ops (torsh/autograd_ops.h), so they are
+ * differentiable.
  *
  * Options come in a trailing table ({stride=, padding=, dilation=, groups=,
  * ceil_mode=, count_include_pad=, return_indices=}); a size is a number (the
@@ -9,6 +12,7 @@
  * indices returned by max_pool2d are data, 0-based like PyTorch: the flat
  * position h * W + w of each maximum in its input plane. */
 #include "tsl.h"
+#include "torsh/autograd_ops.h"
 
 #include <string.h>
 
@@ -67,7 +71,7 @@ static void checkopts(lua_State *L, int idx)
 static ts_tensor *conv_call(int nsp, const ts_tensor *x, const ts_tensor *w, const ts_tensor *bias,
                             const ts_conv_params *p)
 {
-    return nsp == 1 ? ts_conv1d(x, w, bias, p) : ts_conv2d(x, w, bias, p);
+    return nsp == 1 ? ts_ag_conv1d(x, w, bias, p) : ts_ag_conv2d(x, w, bias, p);
 }
 
 /* Drops the first output along each spatial dim i with extra[i] (takes y). */
@@ -76,8 +80,8 @@ static ts_tensor *drop_first(ts_tensor *y, int nsp, const bool *extra)
     for (int i = 0; i < nsp && y; i++) {
         if (!extra[i]) continue;
         int d = y->ndim - nsp + i;
-        ts_tensor *v = ts_narrow(y, d, 1, y->shape[d] - 1);
-        ts_tensor *c = v ? ts_contiguous(v) : NULL;
+        ts_tensor *v = ts_ag_narrow(y, d, 1, y->shape[d] - 1);
+        ts_tensor *c = v ? ts_ag_contiguous(v) : NULL;
         ts_tensor_release(v);
         ts_tensor_release(y);
         y = c;
@@ -177,7 +181,7 @@ static int l_max_pool2d(lua_State *L)
     bool want = tsL_optfield_bool(L, 3, "return_indices", 0);
     ts_tensor **vs = tsL_newslot(L);
     ts_tensor **is = want ? tsL_newslot(L) : NULL;
-    *vs = ts_max_pool2d(x, &p, is);
+    *vs = ts_ag_max_pool2d(x, &p, is);
     if (!*vs) return tsL_error(L);
     tsL_result(L, *vs);
     if (want) tsL_result(L, *is);
@@ -190,7 +194,7 @@ static int l_avg_pool2d(lua_State *L)
     ts_pool_params p;
     pool_params(L, "avg_pool2d", 2, false, &p);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_avg_pool2d(x, &p);
+    *slot = ts_ag_avg_pool2d(x, &p);
     return tsL_result(L, *slot);
 }
 
@@ -200,7 +204,7 @@ static int l_max_pool1d(lua_State *L)
     ts_pool_params p;
     pool_params(L, "max_pool1d", 1, true, &p);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_max_pool1d(x, &p);
+    *slot = ts_ag_max_pool1d(x, &p);
     return tsL_result(L, *slot);
 }
 
@@ -210,7 +214,7 @@ static int l_avg_pool1d(lua_State *L)
     ts_pool_params p;
     pool_params(L, "avg_pool1d", 1, false, &p);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_avg_pool1d(x, &p);
+    *slot = ts_ag_avg_pool1d(x, &p);
     return tsL_result(L, *slot);
 }
 
@@ -221,7 +225,7 @@ static int adaptive(lua_State *L, bool is_max)
     int64_t s[2];
     checksize(L, 2, 2, s, is_max ? "adaptive_max_pool2d" : "adaptive_avg_pool2d", "output size");
     ts_tensor **slot = tsL_newslot(L);
-    *slot = is_max ? ts_adaptive_max_pool2d(x, s[0], s[1]) : ts_adaptive_avg_pool2d(x, s[0], s[1]);
+    *slot = is_max ? ts_ag_adaptive_max_pool2d(x, s[0], s[1]) : ts_ag_adaptive_avg_pool2d(x, s[0], s[1]);
     return tsL_result(L, *slot);
 }
 
@@ -237,7 +241,20 @@ static int l_batch_norm(lua_State *L)
     ts_tensor *w = opttensor(L, 4), *b = opttensor(L, 5);
     double eps = luaL_optnumber(L, 6, 1e-5);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_batch_norm(x, m, v, w, b, eps);
+    *slot = ts_ag_batch_norm(x, m, v, w, b, eps);
+    return tsL_result(L, *slot);
+}
+
+/* batch_norm_train(x, [weight], [bias], [running_mean], [running_var],
+ * [momentum=0.1], [eps=1e-5]): normalises with the batch statistics and
+ * updates the running ones (when given) in place, like PyTorch in training. */
+static int l_batch_norm_train(lua_State *L)
+{
+    ts_tensor *x = tsL_checktensor(L, 1), *w = opttensor(L, 2), *b = opttensor(L, 3);
+    ts_tensor *m = opttensor(L, 4), *v = opttensor(L, 5);
+    double momentum = luaL_optnumber(L, 6, 0.1), eps = luaL_optnumber(L, 7, 1e-5);
+    ts_tensor **slot = tsL_newslot(L);
+    *slot = ts_ag_batch_norm_train(x, w, b, m, v, momentum, eps);
     return tsL_result(L, *slot);
 }
 
@@ -265,7 +282,7 @@ static int l_layer_norm(lua_State *L)
                           ts_shape_str(shape, nd, a, sizeof a), ts_shape_str(x->shape, x->ndim, c, sizeof c));
     }
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_layer_norm(x, nd, w, b, eps);
+    *slot = ts_ag_layer_norm(x, nd, w, b, eps);
     return tsL_result(L, *slot);
 }
 
@@ -277,7 +294,7 @@ static int l_group_norm(lua_State *L)
     ts_tensor *w = opttensor(L, 3), *b = opttensor(L, 4);
     double eps = luaL_optnumber(L, 5, 1e-5);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = ts_group_norm(x, groups, w, b, eps);
+    *slot = ts_ag_group_norm(x, groups, w, b, eps);
     return tsL_result(L, *slot);
 }
 
@@ -287,20 +304,75 @@ static int softmax_common(lua_State *L, bool log)
     ts_tensor *x = tsL_checktensor(L, 1);
     int d = tsL_checkdim(L, 2, x->ndim);
     ts_tensor **slot = tsL_newslot(L);
-    *slot = log ? ts_log_softmax(x, d) : ts_softmax(x, d);
+    *slot = log ? ts_ag_log_softmax(x, d) : ts_ag_softmax(x, d);
     return tsL_result(L, *slot);
 }
 
 static int l_softmax(lua_State *L) { return softmax_common(L, false); }
 static int l_log_softmax(lua_State *L) { return softmax_common(L, true); }
 
+/* ---- losses ------------------------------------------------------------------------------ */
+
+/* The options of a loss at idx: weight (a tensor or nil), ignore_index,
+ * reduction ("none", "mean", "sum"). */
+static void loss_opts(lua_State *L, int idx, const char *op, ts_tensor **weight, int64_t *ignore, ts_reduction *red)
+{
+    checkopts(L, idx);
+    *weight = NULL;
+    *ignore = (int64_t)tsL_optfield_number(L, idx, "ignore_index", -100);
+    *red = TS_REDUCTION_MEAN;
+    if (!lua_istable(L, idx)) return;
+    if (lua_getfield(L, idx, "weight") != LUA_TNIL) {
+        *weight = tsL_totensor(L, -1);
+        if (!*weight) luaL_error(L, "%s: weight must be a tensor", op);
+    }
+    lua_pop(L, 1);   /* the table still holds the weight */
+    if (lua_getfield(L, idx, "reduction") != LUA_TNIL) {
+        const char *r = lua_tostring(L, -1);
+        if (r && strcmp(r, "none") == 0) *red = TS_REDUCTION_NONE;
+        else if (r && strcmp(r, "sum") == 0) *red = TS_REDUCTION_SUM;
+        else if (!r || strcmp(r, "mean") != 0)
+            luaL_error(L, "%s: reduction must be \"none\", \"mean\" or \"sum\", got %s", op,
+                       r ? r : luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+}
+
+/* cross_entropy(logits, target, [{weight=, ignore_index=-100, label_smoothing=0,
+ * reduction="mean"}]): target holds 0-based class indices (data, like PyTorch). */
+static int l_cross_entropy(lua_State *L)
+{
+    ts_tensor *x = tsL_checktensor(L, 1), *t = tsL_checktensor(L, 2), *w;
+    int64_t ignore;
+    ts_reduction red;
+    loss_opts(L, 3, "cross_entropy", &w, &ignore, &red);
+    double smoothing = tsL_optfield_number(L, 3, "label_smoothing", 0);
+    ts_tensor **slot = tsL_newslot(L);
+    *slot = ts_ag_cross_entropy(x, t, w, ignore, smoothing, red);
+    return tsL_result(L, *slot);
+}
+
+/* nll_loss(log_probs, target, [{weight=, ignore_index=-100, reduction="mean"}]) */
+static int l_nll_loss(lua_State *L)
+{
+    ts_tensor *x = tsL_checktensor(L, 1), *t = tsL_checktensor(L, 2), *w;
+    int64_t ignore;
+    ts_reduction red;
+    loss_opts(L, 3, "nll_loss", &w, &ignore, &red);
+    ts_tensor **slot = tsL_newslot(L);
+    *slot = ts_ag_nll_loss(x, t, w, ignore, red);
+    return tsL_result(L, *slot);
+}
+
 static const luaL_Reg nn_fns[] = {
     {"conv1d", l_conv1d}, {"conv2d", l_conv2d},
     {"max_pool2d", l_max_pool2d}, {"avg_pool2d", l_avg_pool2d},
     {"max_pool1d", l_max_pool1d}, {"avg_pool1d", l_avg_pool1d},
     {"adaptive_avg_pool2d", l_adaptive_avg_pool2d}, {"adaptive_max_pool2d", l_adaptive_max_pool2d},
-    {"batch_norm", l_batch_norm}, {"layer_norm", l_layer_norm}, {"group_norm", l_group_norm},
+    {"batch_norm", l_batch_norm}, {"batch_norm_train", l_batch_norm_train},
+    {"layer_norm", l_layer_norm}, {"group_norm", l_group_norm},
     {"softmax", l_softmax}, {"log_softmax", l_log_softmax},
+    {"cross_entropy", l_cross_entropy}, {"nll_loss", l_nll_loss},
     {NULL, NULL}
 };
 

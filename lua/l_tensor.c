@@ -106,7 +106,7 @@ static int like(lua_State *L, int kind)
     ts_tensor *t = tsL_checktensor(L, 1);
     int dtidx = kind == 2 ? 3 : 2;
     ts_dtype dt = tsL_optdtype(L, dtidx, t->dtype);
-    double v = kind == 0 ? 0 : kind == 1 ? 1 : luaL_checknumber(L, 2);
+    double v = kind == 0 ? 0 : kind == 1 ? 1 : kind == 2 ? luaL_checknumber(L, 2) : 0;
     ts_tensor **slot = tsL_newslot(L);
     *slot = kind == 3 ? ts_tensor_new(t->shape, t->ndim, dt) : ts_tensor_full(t->shape, t->ndim, dt, v);
     return tsL_result(L, *slot);

@@ -74,6 +74,9 @@ void tsL_open_nn(lua_State *L, int methods, int module, int mt);
 void tsL_open_index(lua_State *L, int methods, int module, int mt);
 void tsL_open_random(lua_State *L, int methods, int module, int mt);
 void tsL_open_system(lua_State *L, int module);
+void tsL_open_data(lua_State *L, int module);
+void tsL_open_optim(lua_State *L, int module);
+void tsL_open_io(lua_State *L, int module);
 void tsL_open_hub(lua_State *L, int module);
 void tsL_open_autograd(lua_State *L, int methods, int module, int mt);
 

@@ -13,8 +13,9 @@
  * patches that stays in cache does. Every output element comes from one GEMM
  * whatever the thread count, so results do not depend on it. f32 and f64 run
  * natively; f16 and bf16 are widened to f32 and narrowed back.
- * Uses: torsh/blas.h (ts_sgemm, ts_dgemm), ts_parallel_for. */
-#include "internal.h"
+ * Uses: torsh/blas.h (ts_sgemm, ts_dgemm), ts_parallel_for. The geometry,
+ * the tiling and the unfolding are shared with conv_backward.c (nn_grad.h). */
+#include "nn_grad.h"
 #include "torsh/blas.h"
 
 #include <limits.h>
@@ -22,15 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- geometry ------------------------------------------------------------------ */
-
-typedef struct conv_geom {
-    int64_t n, c, h, w;          /* input [N, C, H, W] */
-    int64_t o, kh, kw;           /* weight [O, C/groups, KH, KW] */
-    int64_t oh, ow;              /* output [N, O, OH, OW] */
-    int64_t groups, cg, og;      /* channels per group, in and out */
-    int64_t sh, sw, ph, pw, dh, dw;
-} conv_geom;
+/* ---- geometry (conv_geom is in nn_grad.h) --------------------------------------- */
 
 /* Output length of one spatial dim (may be < 1 when the input is too small). */
 static int64_t conv_out_len(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil)
@@ -41,7 +34,7 @@ static int64_t conv_out_len(int64_t in, int64_t k, int64_t stride, int64_t pad, 
 }
 
 /* Geometry of 4-D operands x [N,C,H,W] and w [O,Cg,KH,KW]. */
-static void conv_geom_of(conv_geom *g, const ts_tensor *x, const ts_tensor *w, const ts_conv_params *p)
+void ts_conv_geom_of(conv_geom *g, const ts_tensor *x, const ts_tensor *w, const ts_conv_params *p)
 {
     g->n = x->shape[0]; g->c = x->shape[1]; g->h = x->shape[2]; g->w = x->shape[3];
     g->o = w->shape[0]; g->kh = w->shape[2]; g->kw = w->shape[3];
@@ -110,7 +103,7 @@ static ts_tensor *conv2d_run(const char *op, const ts_tensor *x, const ts_tensor
     const ts_backend *be = ts_backend_of(x);
     if (!be->conv2d) return ts_fail_null(TS_ERR_UNSUPPORTED, "%s: not implemented on %s", op, be->name);
     conv_geom g;
-    conv_geom_of(&g, x, w, p);
+    ts_conv_geom_of(&g, x, w, p);
     int64_t shape[4] = { g.n, g.o, g.oh, g.ow };
     ts_tensor *out = ts_tensor_new_on(x, shape, 4, ts_dtype_promote(x->dtype, w->dtype));
     if (out && be->conv2d(out, x, w, bias, p)) {
@@ -219,7 +212,7 @@ static void unfold_row(const char *row, int64_t o0, int64_t seg, int64_t off, in
  * reads the input at flat position p + delta, so each patch row is one copy
  * of the input clamped to [0, H*W), then the columns that fall into the left
  * or right padding are zeroed. */
-static void im2col_same(const conv_geom *g, const char *x, int64_t p0, int64_t cols, char *col, size_t es)
+void ts_im2col_same(const conv_geom *g, const char *x, int64_t p0, int64_t cols, char *col, size_t es)
 {
     int64_t r = 0, hw = g->h * g->w, plane = hw * (int64_t)es, e = (int64_t)es;
     for (int64_t c = 0; c < g->cg; c++)
@@ -247,7 +240,7 @@ static void im2col_same(const conv_geom *g, const char *x, int64_t p0, int64_t c
 
 /* Unfolds output positions [p0, p0 + cols) of one image and group into
  * col [Cg*KH*KW, cols]; x points at the group's first input channel. */
-static void im2col(const conv_geom *g, const char *x, int64_t p0, int64_t cols, char *col, size_t es)
+void ts_im2col(const conv_geom *g, const char *x, int64_t p0, int64_t cols, char *col, size_t es)
 {
     int64_t r = 0, e = (int64_t)es, plane = g->h * g->w * e, row = g->w * e;
     int64_t oh0 = p0 / g->ow, ow0 = p0 % g->ow;
@@ -319,8 +312,8 @@ static void conv_items(int64_t begin, int64_t end, void *ctx)
         if (j->direct) {
             gemm_tile(j, w, x + p0 * es, g->h * g->w, cols, y, j->bias != NULL);
         } else {
-            if (j->same) im2col_same(g, x, p0, cols, col, j->es);
-            else im2col(g, x, p0, cols, col, j->es);
+            if (j->same) ts_im2col_same(g, x, p0, cols, col, j->es);
+            else ts_im2col(g, x, p0, cols, col, j->es);
             gemm_tile(j, w, col, cols, cols, y, j->bias != NULL);
         }
     }
@@ -329,7 +322,7 @@ static void conv_items(int64_t begin, int64_t end, void *ctx)
 
 /* Output positions per tile: about 1 MiB of f32 patches, at least 8 tiles
  * of work in all where the output allows; depends on shapes only. */
-static int64_t conv_tile(int64_t kdim, int64_t ohw, int64_t images)
+int64_t ts_conv_tile(int64_t kdim, int64_t ohw, int64_t images)
 {
     int64_t t = clamp64((256 * 1024) / (kdim > 0 ? kdim : 1), 64, 4096);
     while (t > 64 && images * ceil_div(ohw, t) < 8) t /= 2;
@@ -340,14 +333,14 @@ static int64_t conv_tile(int64_t kdim, int64_t ohw, int64_t images)
 /* The tiles run on the core's threads, so BLAS must run one thread per call.
  * A tiny GEMM first lets ts_sgemm sync BLAS's thread count here, on the
  * calling thread, so that no call inside the loop changes it again. */
-static void blas_single_begin(void)
+void ts_blas_single_begin(void)
 {
     float a = 0, b = 0, c = 0;
     ts_sgemm(false, false, 1, 1, 1, 1.0f, &a, 1, &b, 1, 0.0f, &c, 1);
     ts_blas_set_num_threads(1);
 }
 
-static void blas_single_end(void) { ts_blas_set_num_threads(ts_get_num_threads()); }
+void ts_blas_single_end(void) { ts_blas_set_num_threads(ts_get_num_threads()); }
 
 /* Runs the job over every (image, group, tile). */
 static ts_status conv_run(conv_job *j)
@@ -361,9 +354,9 @@ static ts_status conv_run(conv_job *j)
     /* about a million multiply-adds per thread at least; small convolutions stay on one */
     int64_t grain = 1 + ((int64_t)1 << 20) / (g->og * j->kdim * j->tile + 1);
     bool ours = ts_get_num_threads() > 1 && items / grain >= 2;   /* ts_parallel_for's own test */
-    if (ours) blas_single_begin();
+    if (ours) ts_blas_single_begin();
     ts_parallel_for(items, grain, conv_items, j);
-    if (ours) blas_single_end();
+    if (ours) ts_blas_single_end();
     if (atomic_load(&j->failed))
         return ts_fail(TS_ERR_MEMORY, "conv2d: out of memory for a %lldx%lld patch buffer", (long long)j->kdim,
                        (long long)j->tile);
@@ -396,14 +389,14 @@ ts_status ts_cpu_conv2d(ts_tensor *out, const ts_tensor *x, const ts_tensor *w, 
     ts_dtype ct = out->dtype == TS_F64 ? TS_F64 : TS_F32;
     conv_job j;
     memset(&j, 0, sizeof j);
-    conv_geom_of(&j.g, x, w, p);
+    ts_conv_geom_of(&j.g, x, w, p);
     j.dbl = ct == TS_F64;
     j.es = ts_dtype_size(ct);
     j.kdim = j.g.cg * j.g.kh * j.g.kw;
     j.ohw = j.g.oh * j.g.ow;
     j.direct = j.g.kh == 1 && j.g.kw == 1 && j.g.sh == 1 && j.g.sw == 1 && j.g.ph == 0 && j.g.pw == 0;
     j.same = j.g.sh == 1 && j.g.sw == 1 && j.g.ow == j.g.w;
-    j.tile = conv_tile(j.kdim, j.ohw, j.g.n * j.g.groups);
+    j.tile = ts_conv_tile(j.kdim, j.ohw, j.g.n * j.g.groups);
     j.ntiles = j.ohw > 0 ? ceil_div(j.ohw, j.tile) : 0;
     atomic_init(&j.failed, 0);
 

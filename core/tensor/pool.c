@@ -8,7 +8,7 @@
  * copy (f32, f16, bf16) or f64; every (n, c) plane is one unit of work for
  * ts_parallel_for; the result is narrowed back to the input's dtype. CPU
  * only for now: there is no backend entry for pooling yet. */
-#include "internal.h"
+#include "nn_grad.h"
 
 #include <math.h>
 #include <string.h>
@@ -309,4 +309,11 @@ ts_tensor *ts_adaptive_max_pool2d(const ts_tensor *x, int64_t out_h, int64_t out
 {
     int64_t size[2] = { out_h, out_w };
     return pool_run("adaptive_max_pool2d", POOL_ADAPTIVE_MAX, x, NULL, 2, size, NULL);
+}
+
+/* For pool_backward.c (declared in nn_grad.h): the window checks above. */
+ts_status ts_pool_window_check(const char *op, bool is_max, const ts_pool_params *p, int nsp, const int64_t *in,
+                               int64_t *out)
+{
+    return pool_check_window(op, is_max, p, nsp, in, out);
 }

@@ -413,3 +413,9 @@ ts_status ts_normal_(ts_generator *g, ts_tensor *t, double mean, double std)
     fill_ctx c = { .kind = FILL_NORMAL, .a = mean, .b = std };
     return fill_any("normal_", g, &c, t);
 }
+
+void ts_philox4x32(uint64_t key, uint64_t counter, uint32_t out[4])
+{
+    philox_block b = philox(key, counter);
+    memcpy(out, b.v, sizeof b.v);
+}

@@ -26,7 +26,7 @@ check "embedded program computes and reports errors" t_run_shared
 
 t_static() {
   PKG_CONFIG_PATH=$pcdir cc -std=c11 $san -o "$tmp/embed_static" examples/embed.c $(PKG_CONFIG_PATH=$pcdir pkg-config --cflags torsh) \
-    "$(find "$tmp/prefix" -name libtorsh.a | head -1)" $(pkg-config --libs libcurl) -lpthread -ldl -lm && "$tmp/embed_static" | grep -q "sum = 30"
+    "$(find "$tmp/prefix" -name libtorsh.a | head -1)" $(pkg-config --libs libcurl) $(pkg-config --libs zlib) -lpthread -ldl -lm && "$tmp/embed_static" | grep -q "sum = 30"
 }
 check "embed.c links statically" t_static
 

@@ -168,6 +168,29 @@ ts_tensor *ts_repeat(const ts_tensor *a, const int64_t *reps, int nreps);
 ts_tensor *ts_tril(const ts_tensor *a, int64_t diagonal);
 ts_tensor *ts_triu(const ts_tensor *a, int64_t diagonal);
 
+/* ---- training: batch statistics and fused losses (their backward kernels are
+ * internal to the core and run through autograd, see autograd_ops.h) ------- */
+typedef enum ts_reduction { TS_REDUCTION_NONE, TS_REDUCTION_MEAN, TS_REDUCTION_SUM } ts_reduction;
+
+/* Training-mode batch norm over dim 1 of x [N, C, ...]: normalises with the
+ * batch mean and biased variance, then y = x_hat * weight + bias (either may
+ * be NULL). running_mean / running_var (may be NULL; written in place) become
+ * (1 - momentum) * running + momentum * batch statistic, the variance taken
+ * unbiased, like PyTorch. save_mean / save_invstd (may be NULL) receive new
+ * f64 [C] tensors of the batch mean and 1 / sqrt(var + eps). */
+ts_tensor *ts_batch_norm_train(const ts_tensor *x, const ts_tensor *weight, const ts_tensor *bias,
+                               ts_tensor *running_mean, ts_tensor *running_var, double momentum, double eps,
+                               ts_tensor **save_mean, ts_tensor **save_invstd);
+/* Cross-entropy of logits [N, C] or [N, C, d...] (or [C] with a 0-dim target)
+ * against integer class indices (0-based) with PyTorch 1.13's semantics:
+ * per-class weight (may be NULL), ignore_index, label_smoothing, and 'mean'
+ * dividing by the summed weights of the counted targets. */
+ts_tensor *ts_cross_entropy(const ts_tensor *logits, const ts_tensor *target, const ts_tensor *weight,
+                            int64_t ignore_index, double label_smoothing, ts_reduction reduction);
+/* Negative log-likelihood of log-probabilities, same shapes and options. */
+ts_tensor *ts_nll_loss(const ts_tensor *logp, const ts_tensor *target, const ts_tensor *weight,
+                       int64_t ignore_index, ts_reduction reduction);
+
 #ifdef __cplusplus
 }
 #endif

@@ -35,6 +35,12 @@ ts_tensor *ts_randperm(ts_generator *g, int64_t n);
 ts_status ts_uniform_(ts_generator *g, ts_tensor *t, double lo, double hi);
 ts_status ts_normal_(ts_generator *g, ts_tensor *t, double mean, double std);
 
+/* The raw Philox-4x32-10 block for 64-bit `counter` under 64-bit `key`
+ * (the same bits ts_rand draws for element i from counter offset + i): for
+ * callers that lay out their own counters, such as the data loader, which
+ * keys each sample's draws by (seed, epoch, position) with no generator. */
+void ts_philox4x32(uint64_t key, uint64_t counter, uint32_t out[4]);
+
 #ifdef __cplusplus
 }
 #endif

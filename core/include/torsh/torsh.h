@@ -12,7 +12,9 @@
  * Parts: base.h (errors, memory accounting, threads, CPU features), dtype.h,
  * tensor.h (storage, tensors, views), ops.h (operations), random.h,
  * backend.h (device kernel tables), blas.h (the BLAS in use), autograd.h and
- * autograd_ops.h (reverse-mode differentiation and the recording ops).
+ * autograd_ops.h (reverse-mode differentiation and the recording ops),
+ * io.h (data-set file readers), data.h (the batch producer) and
+ * torsh_file.h (the native .torsh file).
  * Link with `pkg-config --libs torsh`.
  */
 #ifndef TORSH_TORSH_H
@@ -25,7 +27,12 @@
 #include "torsh/random.h"
 #include "torsh/backend.h"
 #include "torsh/blas.h"
+#include "torsh/hub.h"
 #include "torsh/autograd.h"
 #include "torsh/autograd_ops.h"
+#include "torsh/torsh_file.h"
+#include "torsh/io.h"
+#include "torsh/data.h"
+#include "torsh/optim.h"
 
 #endif
