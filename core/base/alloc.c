@@ -3,9 +3,9 @@
  *  - small blocks (<= 4 KiB) come from aligned_alloc and are kept on
  *    per-thread, per-size free lists, because the per-op cost of tiny
  *    tensors is dominated by malloc/free;
- *  - big blocks (>= 4 MiB) are mapped directly, 2 MiB aligned and marked
- *    MADV_HUGEPAGE, so touching them costs one page fault per 2 MiB instead
- *    of one per 4 KiB; a few freed big blocks are kept for reuse by the next
+ *  - big blocks (>= 256 KiB) are mapped directly; from 4 MiB up they are
+ *    2 MiB aligned and marked MADV_HUGEPAGE, so touching them costs one page
+ *    fault per 2 MiB instead of one per 4 KiB; freed big blocks are kept for reuse by the next
  *    allocation of the same rounded size (training and benchmark loops
  *    allocate the same sizes over and over), up to TS_BIG_CACHE_BYTES in all
  *    (env TORSH_ALLOC_CACHE_MB overrides; 0 disables); ts_mem_release_cache()
@@ -20,15 +20,18 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define BIG_BLOCK ((size_t)4 << 20)
+#define BIG_BLOCK ((size_t)256 << 10)     /* mapped directly and cached from here up */
+#define HUGE_BLOCK ((size_t)4 << 20)     /* marked for transparent huge pages from here up */
 #define HUGE_PAGE ((size_t)2 << 20)
-#define BIG_CACHE_SLOTS 16
+#define BIG_CACHE_SLOTS 256
 #define TS_BIG_CACHE_BYTES ((size_t)1 << 30)
 
 static struct {
     pthread_mutex_t mu;
     void *ptr[BIG_CACHE_SLOTS];
     size_t size[BIG_CACHE_SLOTS];
+    uint64_t age[BIG_CACHE_SLOTS];   /* when it was cached: the oldest is evicted first */
+    uint64_t clock;
     size_t total, limit;
     int limit_read;
 } big = { .mu = PTHREAD_MUTEX_INITIALIZER };
@@ -37,6 +40,10 @@ static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 static void *map_big(size_t sz)
 {
+    if (sz < HUGE_BLOCK) {
+        void *m = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        return m == MAP_FAILED ? NULL : m;
+    }
     /* over-map by one huge page, then trim to a 2 MiB aligned range */
     size_t len = sz + HUGE_PAGE;
     char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -76,20 +83,44 @@ static void *big_alloc(size_t sz)
     return map_big(sz);
 }
 
+/* Index of the oldest cached block, or -1 when the cache is empty. */
+static int oldest_slot(void)
+{
+    int best = -1;
+    for (int i = 0; i < BIG_CACHE_SLOTS; i++)
+        if (big.ptr[i] && (best < 0 || big.age[i] < big.age[best])) best = i;
+    return best;
+}
+
 static void big_free(void *p, size_t sz)
 {
+    void *evict[BIG_CACHE_SLOTS];
+    size_t evict_size[BIG_CACHE_SLOTS];
+    int nevict = 0;
     pthread_mutex_lock(&big.mu);
-    if (big.total + sz <= cache_limit())
-        for (int i = 0; i < BIG_CACHE_SLOTS; i++)
-            if (!big.ptr[i]) {
-                big.ptr[i] = p;
-                big.size[i] = sz;
-                big.total += sz;
-                pthread_mutex_unlock(&big.mu);
-                return;
-            }
+    if (sz > cache_limit()) {
+        pthread_mutex_unlock(&big.mu);
+        munmap(p, sz);
+        return;
+    }
+    /* make room: drop the oldest blocks until this one fits in count and bytes */
+    int free_slot = -1;
+    for (int i = 0; i < BIG_CACHE_SLOTS && free_slot < 0; i++) if (!big.ptr[i]) free_slot = i;
+    while (free_slot < 0 || big.total + sz > big.limit) {
+        int o = oldest_slot();
+        if (o < 0) break;
+        evict[nevict] = big.ptr[o];
+        evict_size[nevict++] = big.size[o];
+        big.total -= big.size[o];
+        big.ptr[o] = NULL;
+        if (free_slot < 0) free_slot = o;
+    }
+    big.ptr[free_slot] = p;
+    big.size[free_slot] = sz;
+    big.age[free_slot] = ++big.clock;
+    big.total += sz;
     pthread_mutex_unlock(&big.mu);
-    munmap(p, sz);
+    for (int i = 0; i < nevict; i++) munmap(evict[i], evict_size[i]);
 }
 
 void ts_mem_release_cache(void)
@@ -140,7 +171,9 @@ static size_t round_up64(size_t n) { return (n + 63) & ~(size_t)63; }
 static size_t block_size(size_t nbytes)
 {
     size_t sz = round_up64(nbytes ? nbytes : 1);
-    return sz >= BIG_BLOCK ? round_up(sz, HUGE_PAGE) : sz;
+    if (sz >= HUGE_BLOCK) return round_up(sz, HUGE_PAGE);
+    if (sz >= BIG_BLOCK) return round_up(sz, (size_t)64 << 10);
+    return sz;
 }
 
 void *ts_mem_alloc(size_t nbytes)

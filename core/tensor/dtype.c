@@ -269,6 +269,73 @@ void ts_store_i64(void *p, ts_dtype dt, int64_t i, int64_t v)
 
 /* ---- bulk conversion ---------------------------------------------------------- */
 
+/* Strided loops between the common dtypes and f32 / f64 / i64, the pairs that
+ * mixed-dtype elementwise ops and casts hit on every training step. One loop
+ * per pair, spelled out; returns false when the pair is not covered. */
+#define CONV_LOOP(DT, ST, EXPR) \
+    { DT *d = dst; const ST *s = src; for (int64_t i = 0; i < n; i++) { ST v = s[i * ss]; d[i * ds] = (DT)(EXPR); } return true; }
+
+static bool convert_to_f32(float *dst, int64_t ds, const void *src, ts_dtype sdt, int64_t ss, int64_t n)
+{
+    switch (sdt) {
+    case TS_BOOL: case TS_U8: CONV_LOOP(float, uint8_t, v)
+    case TS_I8: CONV_LOOP(float, int8_t, v)
+    case TS_I16: CONV_LOOP(float, int16_t, v)
+    case TS_I32: CONV_LOOP(float, int32_t, v)
+    case TS_I64: CONV_LOOP(float, int64_t, v)
+    case TS_F64: CONV_LOOP(float, double, v)
+    default: return false;
+    }
+}
+
+static bool convert_to_f64(double *dst, int64_t ds, const void *src, ts_dtype sdt, int64_t ss, int64_t n)
+{
+    switch (sdt) {
+    case TS_BOOL: case TS_U8: CONV_LOOP(double, uint8_t, v)
+    case TS_I8: CONV_LOOP(double, int8_t, v)
+    case TS_I32: CONV_LOOP(double, int32_t, v)
+    case TS_I64: CONV_LOOP(double, int64_t, v)
+    case TS_F32: CONV_LOOP(double, float, v)
+    default: return false;
+    }
+}
+
+static bool convert_to_i64(int64_t *dst, int64_t ds, const void *src, ts_dtype sdt, int64_t ss, int64_t n)
+{
+    switch (sdt) {
+    case TS_BOOL: case TS_U8: CONV_LOOP(int64_t, uint8_t, v)
+    case TS_I8: CONV_LOOP(int64_t, int8_t, v)
+    case TS_I16: CONV_LOOP(int64_t, int16_t, v)
+    case TS_I32: CONV_LOOP(int64_t, int32_t, v)
+    default: return false;
+    }
+}
+
+static bool convert_to_bool(uint8_t *dst, int64_t ds, const void *src, ts_dtype sdt, int64_t ss, int64_t n)
+{
+    switch (sdt) {
+    case TS_U8: case TS_I8: CONV_LOOP(uint8_t, uint8_t, v != 0)
+    case TS_I32: CONV_LOOP(uint8_t, int32_t, v != 0)
+    case TS_I64: CONV_LOOP(uint8_t, int64_t, v != 0)
+    case TS_F32: CONV_LOOP(uint8_t, float, v != 0)
+    case TS_F64: CONV_LOOP(uint8_t, double, v != 0)
+    default: return false;
+    }
+}
+
+static bool convert_from_i64(void *dst, ts_dtype ddt, int64_t ds, const int64_t *src, int64_t ss, int64_t n)
+{
+    /* narrowing wraps modulo 2^bits, like ts_store_i64 */
+    switch (ddt) {
+    case TS_U8: CONV_LOOP(uint8_t, int64_t, (uint8_t)v)
+    case TS_I8: CONV_LOOP(int8_t, int64_t, (int8_t)(uint8_t)v)
+    case TS_I16: CONV_LOOP(int16_t, int64_t, (int16_t)(uint16_t)v)
+    case TS_I32: CONV_LOOP(int32_t, int64_t, (int32_t)(uint32_t)v)
+    default: return false;
+    }
+}
+#undef CONV_LOOP
+
 void ts_convert(void *dst, ts_dtype ddt, int64_t ds, const void *src, ts_dtype sdt, int64_t ss, int64_t n)
 {
     if (n <= 0) return;
@@ -295,6 +362,12 @@ void ts_convert(void *dst, ts_dtype ddt, int64_t ds, const void *src, ts_dtype s
         for (int64_t i = 0; i < n; i++) memcpy(d + i * ds * dsz, s + i * ss * ssz, dsz);
         return;
     }
+    if ((ddt == TS_F32 && convert_to_f32(dst, ds, src, sdt, ss, n)) ||
+        (ddt == TS_F64 && convert_to_f64(dst, ds, src, sdt, ss, n)) ||
+        (ddt == TS_I64 && convert_to_i64(dst, ds, src, sdt, ss, n)) ||
+        (ddt == TS_BOOL && convert_to_bool(dst, ds, src, sdt, ss, n)) ||
+        (sdt == TS_I64 && convert_from_i64(dst, ddt, ds, src, ss, n)))
+        return;
     bool int_path = traits[ddt].kind != TS_KIND_FLOAT && traits[sdt].kind != TS_KIND_FLOAT;
     /* f16/bf16 -> float goes element-wise through float, exact */
     const char *s = src;
