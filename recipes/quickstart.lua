@@ -1,13 +1,19 @@
--- quickstart.lua — the tensor core at work: fit a linear model to noisy
--- data by gradient descent on the least-squares loss, with timings.
---   build/torsh recipes/quickstart.lua [--samples N] [--features D] [--steps S]
+-- quickstart.lua — torsh at work in two acts:
+--  1. the tensor core: fit a linear model to noisy data by gradient descent
+--     on the least-squares loss (hand-written gradients), with timings;
+--  2. the training stack: autograd, torsh.nn, torsh.optim and torsh.data
+--     train a 784-256-128-10 MLP on Fashion-MNIST for one epoch and report
+--     the test accuracy (skipped when the dataset package is missing).
+--   build/torsh recipes/quickstart.lua [--samples N] [--features D] [--steps S] [--no-train]
 local n, d, steps = 20000, 64, 200
+local do_train = true
+for i = 1, #arg do if arg[i] == "--no-train" then do_train = false end end
 for i = 1, #arg, 2 do
   if arg[i] == "--samples" then n = tonumber(arg[i + 1])
   elseif arg[i] == "--features" then d = tonumber(arg[i + 1])
   elseif arg[i] == "--steps" then steps = tonumber(arg[i + 1])
   elseif arg[i] == "--help" then
-    print("usage: torsh recipes/quickstart.lua [--samples N] [--features D] [--steps S]")
+    print("usage: torsh recipes/quickstart.lua [--samples N] [--features D] [--steps S] [--no-train]")
     os.exit(0)
   end
 end
@@ -51,3 +57,25 @@ if werr > 0.05 then
   io.stderr:write("quickstart: the fit did not converge\n")
   os.exit(1)
 end
+
+-- ---- act 2: train an MLP on Fashion-MNIST ------------------------------------------------
+if not do_train then return end
+local data = require "torsh.data"
+local ok, train_set = pcall(data.FashionMNIST, { train = true, transform = data.transforms.Compose {
+  data.transforms.ToFloat(), data.transforms.Normalize({ 0.2860 }, { 0.3530 }) } })
+if not ok then
+  print("skipping the training demo: " .. tostring(train_set))
+  return
+end
+local nn, optim, train = require "torsh.nn", require "torsh.optim", require "torsh.train"
+local test_set = data.FashionMNIST { train = false, transform = data.transforms.Compose {
+  data.transforms.ToFloat(), data.transforms.Normalize({ 0.2860 }, { 0.3530 }) } }
+local model = nn.zoo.mlp { sizes = { 784, 256, 128, 10 } }
+print(string.format("\ntraining a 784-256-128-10 MLP (%d parameters) on Fashion-MNIST for one epoch", model:num_parameters()))
+local history = train.fit {
+  model = model, optimizer = optim.Adam(model:parameters(), { lr = 1e-3 }),
+  train_loader = data.DataLoader(train_set, { batch_size = 128, shuffle = true, seed = 0 }),
+  test_loader = data.DataLoader(test_set, { batch_size = 1000 }),
+  epochs = 1, log = print,
+}
+print(string.format("test accuracy after one epoch: %.4f", history[1].test_accuracy))
