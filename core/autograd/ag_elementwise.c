@@ -5,18 +5,6 @@
 
 #include <math.h>
 
-/* Records node n on `out` (consumes n); on failure releases out. */
-static ts_tensor *finish_record(ts_node *n, ts_tensor *out)
-{
-    if (!n || ts_node_attach(n, out, 0)) {
-        ts_node_release(n);
-        ts_tensor_release(out);
-        return NULL;
-    }
-    ts_node_release(n);
-    return out;
-}
-
 ts_status ts_ag_check_inplace(const char *op, const ts_tensor *t)
 {
     if (ts_grad_enabled() && t->ag && (t->ag->requires_grad))
@@ -33,7 +21,7 @@ static ts_status binary_backward(ts_node *n, ts_tensor *const *go, ts_tensor **g
     const ts_tensor *g = go[0], *a = n->saved[0], *b = n->saved[1];
     ag_scope s = {0};
     ts_tensor *ga = NULL, *gb = NULL;
-    bool need_a = n->next[0].node || n->next[0].leaf, need_b = n->next[1].node || n->next[1].leaf;
+    bool need_a = ag_wants(n, 0), need_b = ag_wants(n, 1);
     switch (op) {
     case TS_ADD: ga = (ts_tensor *)g; gb = (ts_tensor *)g; break;
     case TS_SUB: ga = (ts_tensor *)g; gb = need_b ? AG_U(&s, TS_NEG, g) : NULL; break;
@@ -106,7 +94,7 @@ static ts_tensor *record_binary(ts_binop op, const ts_tensor *a, const ts_tensor
             n = NULL;
         }
     }
-    return finish_record(n, out);
+    return ag_attach(n, out, 0);
 }
 
 ts_tensor *ts_ag_binary(ts_binop op, const ts_tensor *a, const ts_tensor *b)
@@ -220,7 +208,7 @@ ts_tensor *ts_ag_unary(ts_unop op, const ts_tensor *a)
             n = NULL;
         }
     }
-    return finish_record(n, out);
+    return ag_attach(n, out, 0);
 }
 
 /* ---- where, clamp, leaky_relu ------------------------------------------------ */
@@ -230,8 +218,8 @@ static ts_status where_backward(ts_node *n, ts_tensor *const *go, ts_tensor **gi
     ag_scope s = {0};
     const ts_tensor *g = go[0], *c = n->saved[0];
     ts_tensor *zero = AG_BS(&s, TS_MUL, g, 0.0);
-    if (n->next[1].node || n->next[1].leaf) gi[1] = s.failed ? NULL : ag_finish(n, 1, AG_WHERE(&s, c, g, zero));
-    if (n->next[2].node || n->next[2].leaf) gi[2] = s.failed ? NULL : ag_finish(n, 2, AG_WHERE(&s, c, zero, g));
+    if (ag_wants(n, 1)) gi[1] = s.failed ? NULL : ag_finish(n, 1, AG_WHERE(&s, c, g, zero));
+    if (ag_wants(n, 2)) gi[2] = s.failed ? NULL : ag_finish(n, 2, AG_WHERE(&s, c, zero, g));
     bool failed = s.failed;
     ag_end(&s);
     return failed ? ts_last_status() : TS_OK;
@@ -251,7 +239,7 @@ ts_tensor *ts_ag_where(const ts_tensor *cond, const ts_tensor *a, const ts_tenso
         n->next[0].leaf = NULL;
     }
     if (n && ts_node_save(n, 0, cond)) { ts_node_release(n); n = NULL; }
-    return finish_record(n, out);
+    return ag_attach(n, out, 0);
 }
 
 static ts_status clamp_backward(ts_node *n, ts_tensor *const *go, ts_tensor **gi)
@@ -279,7 +267,7 @@ ts_tensor *ts_ag_clamp(const ts_tensor *a, double lo, double hi)
         n->d[1] = hi;
         if (ts_node_save(n, 0, a)) { ts_node_release(n); n = NULL; }
     }
-    return finish_record(n, out);
+    return ag_attach(n, out, 0);
 }
 
 ts_tensor *ts_ag_leaky_relu(const ts_tensor *a, double slope)

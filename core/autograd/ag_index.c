@@ -23,19 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool wants(const ts_node *n, int i) { return n->next[i].node || n->next[i].leaf; }
-
-/* Attaches `out` as output 0 of n, consuming n; releases out on failure. */
-static ts_tensor *attach_or_fail(ts_node *n, ts_tensor *out)
-{
-    if (!n || ts_node_attach(n, out, 0)) {
-        ts_node_release(n);
-        ts_tensor_release(out);
-        return NULL;
-    }
-    ts_node_release(n);
-    return out;
-}
 
 /* True when `out` (from the op on `a`) should get a node. */
 static bool records(const ts_tensor *a, const ts_tensor *out)
@@ -310,7 +297,7 @@ ts_tensor *ts_ag_index_select(const ts_tensor *a, int dim, const ts_tensor *inde
     ts_node *n = ts_node_new("index_select", index_select_backward, 1, in, 1);
     if (n) n->i[0] = d;
     if (n && ts_node_save(n, 0, index)) { ts_node_release(n); n = NULL; }
-    return attach_or_fail(n, out);
+    return ag_attach(n, out, 0);
 }
 
 /* saved[0]: the index */
@@ -332,7 +319,7 @@ ts_tensor *ts_ag_embedding(const ts_tensor *weight, const ts_tensor *index)
     const ts_tensor *in[1] = { weight };
     ts_node *n = ts_node_new("embedding", embedding_backward, 1, in, 1);
     if (n && ts_node_save(n, 0, index)) { ts_node_release(n); n = NULL; }
-    return attach_or_fail(n, out);
+    return ag_attach(n, out, 0);
 }
 
 /* ---- gather and scatter_add ----------------------------------------------------------- */
@@ -361,7 +348,7 @@ ts_tensor *ts_ag_gather(const ts_tensor *a, int dim, const ts_tensor *index)
     ts_node *n = ts_node_new("gather", gather_backward, 1, in, 1);
     if (n) n->i[0] = d;
     if (n && ts_node_save(n, 0, index)) { ts_node_release(n); n = NULL; }
-    return attach_or_fail(n, out);
+    return ag_attach(n, out, 0);
 }
 
 /* gather(g) placed at the front corner of zeros of src's shape (src may be
@@ -389,8 +376,8 @@ static ts_tensor *gather_for_src(const ts_node *n, const ts_tensor *g, int d, co
 /* inputs (a, src); i[0]: dim; saved[0]: the index */
 static ts_status scatter_add_backward(ts_node *n, ts_tensor *const *go, ts_tensor **gi)
 {
-    if (wants(n, 0) && !(gi[0] = ag_finish(n, 0, go[0]))) return ts_last_status();
-    if (wants(n, 1)) {
+    if (ag_wants(n, 0) && !(gi[0] = ag_finish(n, 0, go[0]))) return ts_last_status();
+    if (ag_wants(n, 1)) {
         ts_tensor *r = gather_for_src(n, go[0], (int)n->i[0], n->saved[0]);
         gi[1] = r ? ag_finish(n, 1, r) : NULL;
         ts_tensor_release(r);
@@ -409,7 +396,7 @@ ts_tensor *ts_ag_scatter_add(const ts_tensor *a, int dim, const ts_tensor *index
     ts_node *n = ts_node_new("scatter_add", scatter_add_backward, 2, in, 1);
     if (n) n->i[0] = d;
     if (n && ts_node_save(n, 0, index)) { ts_node_release(n); n = NULL; }
-    return attach_or_fail(n, out);
+    return ag_attach(n, out, 0);
 }
 
 /* ---- masked_fill and masked_select ---------------------------------------------------- */
@@ -427,7 +414,7 @@ ts_tensor *ts_ag_masked_fill(const ts_tensor *a, const ts_tensor *mask, double v
     const ts_tensor *in[1] = { a };
     ts_node *n = ts_node_new("masked_fill", masked_fill_backward, 1, in, 1);
     if (n && ts_node_save(n, 0, mask)) { ts_node_release(n); n = NULL; }
-    return attach_or_fail(n, out);
+    return ag_attach(n, out, 0);
 }
 
 typedef struct { const char *src; int64_t next; size_t es; } unselect_ctx;
@@ -479,7 +466,7 @@ ts_tensor *ts_ag_masked_select(const ts_tensor *a, const ts_tensor *mask)
         memcpy(n->i + 1, shape, sizeof(int64_t) * (size_t)nd);
     }
     if (n && ts_node_save(n, 0, mask)) { ts_node_release(n); n = NULL; }
-    return attach_or_fail(n, out);
+    return ag_attach(n, out, 0);
 }
 
 /* ---- cat and stack ------------------------------------------------------------------ */
@@ -493,7 +480,7 @@ static ts_status join_backward(ts_node *n, ts_tensor *const *go, ts_tensor **gi)
 {
     int d = (int)n->i[0];
     for (int s = 0; s < n->n_in; s++) {
-        if (!wants(n, s)) continue;
+        if (!ag_wants(n, s)) continue;
         int64_t off = n->i[1 + 2 * s], len = n->i[2 + 2 * s];
         ts_tensor *part = len < 0 ? ts_select(go[0], d, off) : ts_narrow(go[0], d, off, len);
         gi[s] = part ? ag_finish(n, s, part) : NULL;
@@ -781,7 +768,7 @@ ts_tensor *ts_ag_pad(const ts_tensor *a, const int64_t *pads, int npads, ts_pad_
         n->i[1] = npads;
         memcpy(n->i + 2, pads, sizeof(int64_t) * (size_t)npads);
     }
-    return attach_or_fail(n, out);
+    return ag_attach(n, out, 0);
 }
 
 /* ---- flip, repeat, tril, triu ------------------------------------------------------------- */
@@ -804,7 +791,7 @@ ts_tensor *ts_ag_flip(const ts_tensor *a, const int *dims, int ndims)
         n->i[0] = ndims;
         for (int k = 0; k < ndims; k++) n->i[1 + k] = dims[k];
     }
-    return attach_or_fail(n, out);
+    return ag_attach(n, out, 0);
 }
 
 /* i[0]: number of counts; i[1..]: the counts. Each dim's tiles are summed
@@ -842,7 +829,7 @@ ts_tensor *ts_ag_repeat(const ts_tensor *a, const int64_t *reps, int nreps)
         n->i[0] = nreps;
         memcpy(n->i + 1, reps, sizeof(int64_t) * (size_t)nreps);
     }
-    return attach_or_fail(n, out);
+    return ag_attach(n, out, 0);
 }
 
 /* i[0]: diagonal; i[1]: lower */
@@ -860,7 +847,7 @@ static ts_tensor *record_triangle(const char *name, const ts_tensor *a, ts_tenso
         n->i[0] = diagonal;
         n->i[1] = lower;
     }
-    return attach_or_fail(n, out);
+    return ag_attach(n, out, 0);
 }
 
 ts_tensor *ts_ag_tril(const ts_tensor *a, int64_t diagonal) { return record_triangle("tril", a, ts_tril(a, diagonal), diagonal, true); }

@@ -7,18 +7,6 @@
 
 #include <string.h>
 
-static ts_tensor *attach_or_fail(ts_node *n, ts_tensor *out, int k)
-{
-    if (!n || ts_node_attach(n, out, k)) {
-        ts_node_release(n);
-        ts_tensor_release(out);
-        return NULL;
-    }
-    ts_node_release(n);
-    return out;
-}
-
-static bool wants(const ts_node *n, int i) { return n->next[i].node || n->next[i].leaf; }
 
 /* ---- matmul ---------------------------------------------------------------- */
 
@@ -35,19 +23,19 @@ static ts_status matmul_backward(ts_node *n, ts_tensor *const *go, ts_tensor **g
     if (a1) G = ag_keep(&s, ts_unsqueeze(G, G->ndim - (b1 ? 0 : 1)));
     if (b1 && G) G = ag_keep(&s, ts_unsqueeze(G, G->ndim));
     ts_tensor *ga = NULL, *gb = NULL;
-    if (wants(n, 0)) {
+    if (ag_wants(n, 0)) {
         ga = AG_MATMUL(&s, G, AG_T(&s, B, -1, -2));
         if (a1 && ga) ga = ag_keep(&s, ts_squeeze(ga, ga->ndim - 2));
     }
-    if (wants(n, 1)) {
+    if (ag_wants(n, 1)) {
         gb = AG_MATMUL(&s, AG_T(&s, A, -1, -2), G);
         if (b1 && gb) gb = ag_keep(&s, ts_squeeze(gb, gb->ndim - 1));
     }
     if (!s.failed) {
-        if (wants(n, 0)) gi[0] = ag_finish(n, 0, ga);
-        if (wants(n, 1)) gi[1] = ag_finish(n, 1, gb);
+        if (ag_wants(n, 0)) gi[0] = ag_finish(n, 0, ga);
+        if (ag_wants(n, 1)) gi[1] = ag_finish(n, 1, gb);
     }
-    bool failed = s.failed || (wants(n, 0) && !gi[0]) || (wants(n, 1) && !gi[1]);
+    bool failed = s.failed || (ag_wants(n, 0) && !gi[0]) || (ag_wants(n, 1) && !gi[1]);
     ag_end(&s);
     return failed ? ts_last_status() : TS_OK;
 }
@@ -58,7 +46,7 @@ static ts_tensor *record_matmul(const char *name, const ts_tensor *a, const ts_t
     if (!out || !ts_dtype_is_float(out->dtype) || !ts_ag_needed(2, in)) return out;
     ts_node *n = ts_node_new(name, matmul_backward, 2, in, 1);
     if (n && (ts_node_save(n, 0, a) || ts_node_save(n, 1, b))) { ts_node_release(n); n = NULL; }
-    return attach_or_fail(n, out, 0);
+    return ag_attach(n, out, 0);
 }
 
 ts_tensor *ts_ag_matmul(const ts_tensor *a, const ts_tensor *b) { return record_matmul("matmul", a, b, ts_matmul(a, b)); }
@@ -119,7 +107,7 @@ static ts_tensor *record_view(const char *name, const ts_tensor *t, ts_tensor *o
         n->i[0] = kind;
         for (int k = 0; k < nargs; k++) n->i[1 + k] = args[k];
     }
-    return attach_or_fail(n, out, 0);
+    return ag_attach(n, out, 0);
 }
 
 ts_tensor *ts_ag_view(const ts_tensor *t, const int64_t *shape, int ndim)

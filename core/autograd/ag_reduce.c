@@ -72,9 +72,7 @@ ts_tensor *ts_ag_reduce(ts_redop op, const ts_tensor *a, const int *dims, int nd
             n = NULL;
         }
     }
-    if (!n || ts_node_attach(n, out, 0)) { ts_node_release(n); ts_tensor_release(out); return NULL; }
-    ts_node_release(n);
-    return out;
+    return ag_attach(n, out, 0);
 }
 
 /* var = sum((x - mean)^2) / (N - correction), composed from recorded ops */

@@ -10,18 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Attaches `out` as output 0 of n, consuming n; releases out on failure. */
-static ts_tensor *attach_or_fail(ts_node *n, ts_tensor *out)
-{
-    if (!n || ts_node_attach(n, out, 0)) {
-        ts_node_release(n);
-        ts_tensor_release(out);
-        return NULL;
-    }
-    ts_node_release(n);
-    return out;
-}
-
 static ts_status finish_one(ts_node *n, ts_tensor *r, ts_tensor **gi)
 {
     gi[0] = r ? ag_finish(n, 0, r) : NULL;
@@ -68,7 +56,7 @@ static ts_status record_picked(const char *name, const ts_tensor *a, int dim, bo
         n->i[1] = squeezed && a->ndim > 0;
     }
     if (n && ts_node_save(n, 0, *indices)) { ts_node_release(n); n = NULL; }
-    *values = attach_or_fail(n, *values);
+    *values = ag_attach(n, *values, 0);
     if (*values) return TS_OK;
     ts_tensor_release(*indices);
     *indices = NULL;
@@ -210,7 +198,7 @@ ts_tensor *ts_ag_cumsum(const ts_tensor *a, int dim)
     if (a->ndim) ts_wrap_dim("cumsum", dim, a->ndim, &d);
     ts_node *n = ts_node_new("cumsum", cumsum_backward, 1, in, 1);
     if (n) n->i[0] = d;
-    return attach_or_fail(n, out);
+    return ag_attach(n, out, 0);
 }
 
 /* i[0]: dim; saved[0]: the input */
@@ -230,5 +218,5 @@ ts_tensor *ts_ag_cumprod(const ts_tensor *a, int dim)
     ts_node *n = ts_node_new("cumprod", cumprod_backward, 1, in, 1);
     if (n) n->i[0] = d;
     if (n && ts_node_save(n, 0, a)) { ts_node_release(n); n = NULL; }
-    return attach_or_fail(n, out);
+    return ag_attach(n, out, 0);
 }

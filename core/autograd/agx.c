@@ -56,3 +56,14 @@ ts_tensor *ag_finish(const ts_node *n, int i, const ts_tensor *g)
     ts_tensor_release(r);
     return c;
 }
+
+ts_tensor *ag_attach(ts_node *n, ts_tensor *out, int k)
+{
+    if (!n || ts_node_attach(n, out, k)) {
+        ts_node_release(n);
+        ts_tensor_release(out);
+        return NULL;
+    }
+    ts_node_release(n);
+    return out;
+}

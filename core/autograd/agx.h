@@ -38,6 +38,12 @@ ts_tensor *AG_EXPAND(ag_scope *s, const ts_tensor *a, const int64_t *shape, int 
 ts_tensor *AG_MATMUL(ag_scope *s, const ts_tensor *a, const ts_tensor *b);
 ts_tensor *AG_T(ag_scope *s, const ts_tensor *a, int d0, int d1);
 
+/* Attaches `out` as output k of node n and drops the caller's reference to
+ * n; on failure (n NULL or attach fails) releases out too. Returns out or NULL. */
+ts_tensor *ag_attach(ts_node *n, ts_tensor *out, int k);
+/* True when input i of node n needs a gradient. */
+static inline bool ag_wants(const ts_node *n, int i) { return n->next[i].node || n->next[i].leaf; }
+
 /* Gradient g for input i of node n: summed to the input's shape, cast to its
  * dtype. Returns a NEW reference (not kept in any scope), NULL on failure or
  * when g is NULL. */
