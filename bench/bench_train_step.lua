@@ -3,17 +3,22 @@
 -- the same session (bench/bench_train_step.py) with the same shapes and thread
 -- count: conv(1->32,3x3,pad1)-BN-ReLU-maxpool2, conv(32->64,3x3,pad1)-BN-ReLU-
 -- maxpool2, flatten, linear(3136->128)-ReLU, linear(128->10), batch 128,
--- 28x28 inputs. Prints the median and minimum ms per step of both and the
--- ratios (torsh / PyTorch; the target is <= 0.8), then a per-op breakdown of torsh's
+-- 28x28 inputs. The two take turns (3 rounds of 20 steps by default) so that
+-- on a shared machine they meet the same load. Prints the median and minimum
+-- ms per step of both and the ratios (torsh / PyTorch; the target is <= 0.8;
+-- when other processes compete for the cores the minimum is the steadier
+-- figure), then a per-op breakdown of torsh's
 -- step: each op's forward alone and its backward (forward + backward minus
 -- forward), on the shapes it sees in the model (minimum ms of 10).
 -- The model is built from the functional ops with leaf tensors, so it does not
 -- depend on torsh.nn.
--- Usage (from the repository root): build/torsh bench/bench_train_step.lua [--threads N] [--reps N] [--no-torch]
-local threads, reps, torch_too = 2, 30, true
+-- Usage (from the repository root):
+--   build/torsh bench/bench_train_step.lua [--threads N] [--reps N] [--rounds N] [--no-torch]
+local threads, reps, rounds, torch_too = 2, 20, 3, true
 for i = 1, #arg do
   if arg[i] == "--threads" then threads = tonumber(arg[i + 1]) end
   if arg[i] == "--reps" then reps = tonumber(arg[i + 1]) end
+  if arg[i] == "--rounds" then rounds = tonumber(arg[i + 1]) end
   if arg[i] == "--no-torch" then torch_too = false end
 end
 torsh.set_num_threads(threads)
@@ -47,29 +52,43 @@ local function step()
   return loss
 end
 
--- Median and minimum ms per call after warm-up. On a busy machine the minimum
--- is the steadier of the two; both are printed.
-local function time_ms(fn, n, warm)
+-- Times of n calls after warm-up, in ms, appended to `into`.
+local function times_ms(fn, n, warm, into)
   for _ = 1, warm do fn() end
-  local ts = {}
-  for r = 1, n do
+  for _ = 1, n do
     local t = torsh.clock()
     fn()
-    ts[r] = torsh.clock() - t
+    into[#into + 1] = (torsh.clock() - t) * 1e3
   end
-  table.sort(ts)
-  return ts[(n + 1) // 2] * 1e3, ts[1] * 1e3
+  return into
 end
 
-local med, best = time_ms(step, reps, 5)
+-- Median and minimum of a list of times.
+local function stats(ts)
+  table.sort(ts)
+  return ts[(#ts + 1) // 2], ts[1]
+end
 
+-- torsh and PyTorch take turns (`rounds` of `reps` steps each), so that on a
+-- shared machine both meet the same load; the medians and minima are over
+-- all steps (PyTorch: the median of its rounds' medians, the least minimum).
+local mine, tmeds, tmins = {}, {}, {}
+for _ = 1, rounds do
+  times_ms(step, reps, 3, mine)
+  if torch_too then
+    local p = io.popen(string.format("/usr/bin/python3 bench/bench_train_step.py %d %d", threads, reps))
+    local out = p and p:read("a") or ""
+    if p then p:close() end
+    local m, b = out:match("step (%S+) (%S+)")
+    if m then tmeds[#tmeds + 1], tmins[#tmins + 1] = tonumber(m), tonumber(b) end
+  end
+end
+local med, best = stats(mine)
 local tmed, tbest
-if torch_too then
-  local p = io.popen(string.format("/usr/bin/python3 bench/bench_train_step.py %d %d", threads, reps))
-  local out = p and p:read("a") or ""
-  if p then p:close() end
-  tmed, tbest = out:match("step (%S+) (%S+)")
-  tmed, tbest = tonumber(tmed), tonumber(tbest)
+if #tmeds > 0 then
+  tmed = stats(tmeds)
+  local _, b = stats(tmins)
+  tbest = b
 end
 
 local info = torsh.blas and torsh.blas()
@@ -86,7 +105,21 @@ end
 
 -- ---- per-op breakdown ------------------------------------------------------------------
 -- Inputs shaped as in the model; `grads` says which of them require grad.
-local function leaf(t, on) if on then t:requires_grad_() end return t end
+-- Leaves made by the op functions; each timed call frees its own at the end, as
+-- PyTorch's reference counting would (otherwise they wait for the Lua GC).
+local made = {}
+local function leaf(t, on)
+  if on then t:requires_grad_() end
+  made[#made + 1] = t
+  return t
+end
+local function free_made()
+  for i = #made, 1, -1 do
+    made[i]:set_grad(nil)
+    made[i]:free()
+    made[i] = nil
+  end
+end
 local h1 = torsh.randn(128, 32, 28, 28)
 local p1 = torsh.randn(128, 32, 14, 14)
 local h2 = torsh.randn(128, 64, 14, 14)
@@ -107,13 +140,17 @@ print(string.format("\n%-22s %10s %10s", "torsh op", "fwd ms", "bwd ms"))
 local total = 0
 for _, o in ipairs(ops) do
   local name, fn = o[1], o[2]
-  local _, fwd = time_ms(function() local y <close> = fn(false) end, 10, 2)
+  local _, fwd = stats(times_ms(function()
+    local y <close> = fn(false)
+    free_made()
+  end, 10, 2, {}))
   local gy
-  local _, both = time_ms(function()
-    local y = fn(true)
+  local _, both = stats(times_ms(function()
+    local y <close> = fn(true)
     gy = gy or torsh.ones(y:shape())
     y:backward(y:dim() == 0 and nil or gy)
-  end, 10, 2)
+    free_made()
+  end, 10, 2, {}))
   total = total + both
   print(string.format("%-22s %10.2f %10.2f", name, fwd, both - fwd))
 end

@@ -240,18 +240,32 @@ typedef struct partsum_job {
     char *gw;                    /* [O * kdim], compute dtype */
 } partsum_job;
 
+/* Elements [begin, end) of grad_weight: the chunks' partials added in chunk
+ * order, a block of elements at a time so every partial is read in order. */
 TS_NN_SIMD
 static void partsum_range(int64_t begin, int64_t end, void *ctx)
 {
+    enum { BLOCK = 512 };
     const partsum_job *s = ctx;
     const convb_job *j = s->j;
     int64_t per = j->g.o * j->kdim;
-    for (int64_t i = begin; i < end; i++) {
-        double acc = 0;
-        for (int64_t k = 0; k < j->nchunks; k++)
-            acc += j->dbl ? ((const double *)j->gw_part)[k * per + i] : ((const float *)j->gw_part)[k * per + i];
-        if (j->dbl) ((double *)s->gw)[i] = acc;
-        else ((float *)s->gw)[i] = (float)acc;
+    double acc[BLOCK];
+    for (int64_t b0 = begin; b0 < end; b0 += BLOCK) {
+        int64_t n = end - b0 < BLOCK ? end - b0 : BLOCK;
+        memset(acc, 0, sizeof(double) * (size_t)n);
+        for (int64_t k = 0; k < j->nchunks; k++) {
+            if (j->dbl) {
+                const double *p = (const double *)j->gw_part + k * per + b0;
+                for (int64_t i = 0; i < n; i++) acc[i] += p[i];
+            } else {
+                const float *p = (const float *)j->gw_part + k * per + b0;
+                for (int64_t i = 0; i < n; i++) acc[i] += p[i];
+            }
+        }
+        for (int64_t i = 0; i < n; i++) {
+            if (j->dbl) ((double *)s->gw)[b0 + i] = acc[i];
+            else ((float *)s->gw)[b0 + i] = (float)acc[i];
+        }
     }
 }
 

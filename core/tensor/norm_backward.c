@@ -4,10 +4,10 @@
  * log_softmax.
  *
  * Each kernel makes one or two passes over the data with the sums it needs
- * accumulated in double (over 8 partial sums, in a fixed order): batch norm
- * takes one channel (its N planes) per unit of work, layer and group norm
- * one row (a sample, or a sample's group), softmax one row or a block of
- * columns. The weight gradients of layer norm sum over rows into partials
+ * accumulated in double (over partial sums, in a fixed order): batch norm
+ * takes a range of channels per unit of work and walks it sample by sample
+ * (memory order), layer and group norm one row (a sample, or a sample's
+ * group), softmax one row or a block of columns. The weight gradients of layer norm sum over rows into partials
  * per fixed chunk of rows, and group norm's into per-sample slots; both are
  * added in order afterwards, so no result depends on the thread count.
  * f32 and f64 run natively; f16 and bf16 as f32. CPU only, like norm.c. */
@@ -81,56 +81,54 @@ static ts_tensor *vector_of(const double *v, int64_t n, ts_dtype dt)
     return ts_tensor_from_data(v, TS_F64, &n, 1, dt);
 }
 
-/* Sum of n contiguous values in double. */
-TS_NN_INLINE double sum_run(const char *p, int64_t n, bool dbl)
+/* Sums of a run go over LANES partial sums in double: lane k takes elements
+ * k, k + LANES, ... of the run, the tail goes to the first lanes, and the
+ * lanes are added up pairwise at the end. The order is fixed, so results
+ * are deterministic. Runs shorter than LANES are summed straight. */
+
+/* acc[] += the n values at p. */
+TS_NN_INLINE void lanes_sum(double *acc, const char *p, int64_t n, bool dbl)
 {
-    double acc[LANES] = { 0 }, s = 0;
     int64_t i = 0;
     if (dbl) {
         const double *x = (const double *)p;
         for (; i + LANES <= n; i += LANES)
             for (int k = 0; k < LANES; k++) acc[k] += x[i + k];
-        for (; i < n; i++) s += x[i];
+        for (int k = 0; i < n; i++, k++) acc[k] += x[i];
     } else {
         const float *x = (const float *)p;
         for (; i + LANES <= n; i += LANES)
             for (int k = 0; k < LANES; k++) acc[k] += x[i + k];
-        for (; i < n; i++) s += x[i];
+        for (int k = 0; i < n; i++, k++) acc[k] += x[i];
     }
-    for (int k = 0; k < LANES; k++) s += acc[k];
-    return s;
 }
 
-/* Sum of (x - m)^2 over n contiguous values, in double. */
-TS_NN_INLINE double sqdev_run(const char *p, int64_t n, double m, bool dbl)
+/* acc[] += (x - m)^2 over the n values at p. */
+TS_NN_INLINE void lanes_sqdev(double *acc, const char *p, int64_t n, double m, bool dbl)
 {
-    double acc[LANES] = { 0 }, s = 0;
     int64_t i = 0;
     if (dbl) {
         const double *x = (const double *)p;
         for (; i + LANES <= n; i += LANES)
             for (int k = 0; k < LANES; k++) acc[k] += (x[i + k] - m) * (x[i + k] - m);
-        for (; i < n; i++) s += (x[i] - m) * (x[i] - m);
+        for (int k = 0; i < n; i++, k++) acc[k] += (x[i] - m) * (x[i] - m);
     } else {
         const float *x = (const float *)p;
         for (; i + LANES <= n; i += LANES)
             for (int k = 0; k < LANES; k++) acc[k] += ((double)x[i + k] - m) * ((double)x[i + k] - m);
-        for (; i < n; i++) s += ((double)x[i] - m) * ((double)x[i] - m);
+        for (int k = 0; i < n; i++, k++) acc[k] += ((double)x[i] - m) * ((double)x[i] - m);
     }
-    for (int k = 0; k < LANES; k++) s += acc[k];
-    return s;
 }
 
-/* *s1 += sum of g, *s2 += sum of g * (x - m), over n contiguous values. */
-TS_NN_INLINE void dot_run(const char *gp, const char *xp, int64_t n, double m, bool dbl, double *s1, double *s2)
+/* a[] += g, b[] += g (x - m) over n values. */
+TS_NN_INLINE void lanes_dot(double *a, double *b, const char *gp, const char *xp, int64_t n, double m, bool dbl)
 {
-    double a[LANES] = { 0 }, b[LANES] = { 0 }, ta = 0, tb = 0;
     int64_t i = 0;
     if (dbl) {
         const double *g = (const double *)gp, *x = (const double *)xp;
         for (; i + LANES <= n; i += LANES)
             for (int k = 0; k < LANES; k++) { a[k] += g[i + k]; b[k] += g[i + k] * (x[i + k] - m); }
-        for (; i < n; i++) { ta += g[i]; tb += g[i] * (x[i] - m); }
+        for (int k = 0; i < n; i++, k++) { a[k] += g[i]; b[k] += g[i] * (x[i] - m); }
     } else {
         const float *g = (const float *)gp, *x = (const float *)xp;
         for (; i + LANES <= n; i += LANES)
@@ -138,11 +136,61 @@ TS_NN_INLINE void dot_run(const char *gp, const char *xp, int64_t n, double m, b
                 a[k] += g[i + k];
                 b[k] += (double)g[i + k] * ((double)x[i + k] - m);
             }
-        for (; i < n; i++) { ta += g[i]; tb += (double)g[i] * ((double)x[i] - m); }
+        for (int k = 0; i < n; i++, k++) { a[k] += g[i]; b[k] += (double)g[i] * ((double)x[i] - m); }
     }
-    for (int k = 0; k < LANES; k++) { ta += a[k]; tb += b[k]; }
-    *s1 += ta;
-    *s2 += tb;
+}
+
+/* The total of the lanes (added pairwise; acc is left changed). */
+TS_NN_INLINE double lanes_total(double *acc)
+{
+    for (int w = LANES / 2; w > 0; w /= 2)
+        for (int k = 0; k < w; k++) acc[k] += acc[k + w];
+    return acc[0];
+}
+
+TS_NN_INLINE double sum_run(const char *p, int64_t n, bool dbl)
+{
+    if (n < LANES) {   /* short runs (small planes): no lanes to set up and add */
+        double t = 0;
+        for (int64_t i = 0; i < n; i++) t += dbl ? ((const double *)p)[i] : ((const float *)p)[i];
+        return t;
+    }
+    double acc[LANES] = { 0 };
+    lanes_sum(acc, p, n, dbl);
+    return lanes_total(acc);
+}
+
+TS_NN_INLINE double sqdev_run(const char *p, int64_t n, double m, bool dbl)
+{
+    if (n < LANES) {
+        double t = 0;
+        for (int64_t i = 0; i < n; i++) {
+            double d = (dbl ? ((const double *)p)[i] : ((const float *)p)[i]) - m;
+            t += d * d;
+        }
+        return t;
+    }
+    double acc[LANES] = { 0 };
+    lanes_sqdev(acc, p, n, m, dbl);
+    return lanes_total(acc);
+}
+
+/* *s1 += sum of g, *s2 += sum of g * (x - m), over n contiguous values. */
+TS_NN_INLINE void dot_run(const char *gp, const char *xp, int64_t n, double m, bool dbl, double *s1, double *s2)
+{
+    if (n < LANES) {
+        for (int64_t i = 0; i < n; i++) {
+            double g = dbl ? ((const double *)gp)[i] : ((const float *)gp)[i];
+            double x = dbl ? ((const double *)xp)[i] : ((const float *)xp)[i];
+            *s1 += g;
+            *s2 += g * (x - m);
+        }
+        return;
+    }
+    double a[LANES] = { 0 }, b[LANES] = { 0 };
+    lanes_dot(a, b, gp, xp, n, m, dbl);
+    *s1 += lanes_total(a);
+    *s2 += lanes_total(b);
 }
 
 /* out[i] = a * g[i] + b * x[i] + c over n contiguous values (g or x may be
@@ -178,27 +226,41 @@ typedef struct bn_job {
     double *s1, *s2;             /* backward: sum gy, sum gy (x - mean); NULL: not needed */
 } bn_job;
 
+/* Batch norm takes a range of channels [begin, end) at a time and walks it
+ * sample by sample, so every pass streams through memory in order (going
+ * channel by channel would read a channel's planes scattered over the
+ * batch, which costs several times more). The statistics merge each plane's
+ * mean and squared deviations into its channel's (Chan, Golub and LeVeque),
+ * in sample order whatever the range, so results do not depend on it. */
 TS_NN_SIMD
 static void bn_forward_channels(int64_t begin, int64_t end, void *ctx)
 {
     const bn_job *j = ctx;
     int64_t es = j->dbl ? 8 : 4;
-    double count = (double)(j->n * j->inner);
+    double per = (double)j->inner;
+    for (int64_t n = 0; n < j->n; n++)
+        for (int64_t c = begin; c < end; c++) {
+            const char *xp = j->x + (n * j->c + c) * j->inner * es;
+            double pm = sum_run(xp, j->inner, j->dbl) / per, pq = sqdev_run(xp, j->inner, pm, j->dbl);
+            if (n == 0) {
+                j->mean[c] = pm;
+                j->var[c] = pq;   /* the sum of squared deviations until the end */
+                continue;
+            }
+            double seen = (double)n * per, total = seen + per, delta = pm - j->mean[c];
+            j->mean[c] += delta * per / total;
+            j->var[c] += pq + delta * delta * seen * per / total;
+        }
     for (int64_t c = begin; c < end; c++) {
-        double s = 0, q = 0;
-        for (int64_t n = 0; n < j->n; n++) s += sum_run(j->x + (n * j->c + c) * j->inner * es, j->inner, j->dbl);
-        double mean = s / count;
-        for (int64_t n = 0; n < j->n; n++) q += sqdev_run(j->x + (n * j->c + c) * j->inner * es, j->inner, mean, j->dbl);
-        double var = q / count, invstd = 1.0 / sqrt(var + j->eps);
-        j->mean[c] = mean;
-        j->var[c] = var;
-        j->invstd[c] = invstd;
-        double a = (j->w ? j->w[c] : 1.0) * invstd, b = (j->b ? j->b[c] : 0.0) - mean * a;
-        for (int64_t n = 0; n < j->n; n++) {
+        j->var[c] /= (double)j->n * per;
+        j->invstd[c] = 1.0 / sqrt(j->var[c] + j->eps);
+    }
+    for (int64_t n = 0; n < j->n; n++)
+        for (int64_t c = begin; c < end; c++) {
             int64_t off = (n * j->c + c) * j->inner * es;
+            double a = (j->w ? j->w[c] : 1.0) * j->invstd[c], b = (j->b ? j->b[c] : 0.0) - j->mean[c] * a;
             combine_run(NULL, j->x + off, j->out + off, j->inner, 0.0, a, b, j->dbl);
         }
-    }
 }
 
 /* running = (1 - momentum) * running + momentum * factor * stat, in place. */
@@ -288,36 +350,36 @@ fail:
 
 /* ---- batch norm backward ---------------------------------------------------------------- */
 
+/* Two passes, sample by sample like the forward: the sums per channel, then
+ * the input gradient
+ *   train: gx = k (gy - mean(gy) - (x - mean) invstd^2 mean(gy (x - mean))), k = w invstd;
+ *   eval:  gx = k gy. */
 TS_NN_SIMD
 static void bn_backward_channels(int64_t begin, int64_t end, void *ctx)
 {
     const bn_job *j = ctx;
     int64_t es = j->dbl ? 8 : 4;
     double count = (double)(j->n * j->inner);
-    for (int64_t c = begin; c < end; c++) {
-        double mean = j->mean[c], invstd = j->invstd[c], s1 = 0, s2 = 0;
-        if (j->s1) {
-            for (int64_t n = 0; n < j->n; n++) {
+    if (j->s1) {
+        for (int64_t c = begin; c < end; c++) j->s1[c] = j->s2[c] = 0;
+        for (int64_t n = 0; n < j->n; n++)
+            for (int64_t c = begin; c < end; c++) {
                 int64_t off = (n * j->c + c) * j->inner * es;
-                dot_run(j->gy + off, j->x + off, j->inner, mean, j->dbl, &s1, &s2);
+                dot_run(j->gy + off, j->x + off, j->inner, j->mean[c], j->dbl, &j->s1[c], &j->s2[c]);
             }
-            j->s1[c] = s1;
-            j->s2[c] = s2;
-        }
-        if (!j->out) continue;
-        /* train: gx = k (gy - mean(gy) - (x - mean) invstd^2 mean(gy (x - mean))), k = w invstd;
-         * eval: gx = k gy */
-        double k = (j->w ? j->w[c] : 1.0) * invstd, a = k, b = 0, cc = 0;
-        if (j->train) {
-            double proj = s2 * invstd * invstd / count, mgy = s1 / count;
-            b = -k * proj;
-            cc = k * (proj * mean - mgy);
-        }
-        for (int64_t n = 0; n < j->n; n++) {
+    }
+    if (!j->out) return;
+    for (int64_t n = 0; n < j->n; n++)
+        for (int64_t c = begin; c < end; c++) {
             int64_t off = (n * j->c + c) * j->inner * es;
+            double invstd = j->invstd[c], k = (j->w ? j->w[c] : 1.0) * invstd, a = k, b = 0, cc = 0;
+            if (j->train) {
+                double proj = j->s2[c] * invstd * invstd / count, mgy = j->s1[c] / count;
+                b = -k * proj;
+                cc = k * (proj * j->mean[c] - mgy);
+            }
             combine_run(j->gy + off, j->train ? j->x + off : NULL, j->out + off, j->inner, a, b, cc, j->dbl);
         }
-    }
 }
 
 /* Shared body of both batch norm backwards: the job has mean/invstd/w set. */

@@ -8,6 +8,7 @@
 # changed between attempts, two processes at once (one transfer), a lock held
 # for a dead process, offline mode and the auth token. Every case ends with
 # the verified file or a clear error, and `hub verify` finds nothing corrupt.
+# HUB_KEEP=1 keeps the temporary folder (server log, cache) for a look.
 set -u
 build=$(cd "${1:-build}" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
@@ -213,7 +214,7 @@ t_stale_lock() {
 import fcntl, sys, time
 f = open(sys.argv[1], "a+"); fcntl.flock(f, fcntl.LOCK_EX)
 f.seek(0); f.truncate(); f.write(sys.argv[2] + "\n"); f.flush()
-open(sys.argv[3], "w").close(); time.sleep(60)' "$HOST_DIR/blobs/$SHA.lock" "$dead $(hostname)" "$tmp/held" &
+open(sys.argv[3], "w").close(); time.sleep(60)' "$HOST_DIR/blobs/$SHA.lock" "$dead $(/usr/bin/python3 -c 'import socket; print(socket.gethostname())')" "$tmp/held" &
   local holder=$! i
   for i in $(seq 50); do [ -e "$tmp/held" ] && break; sleep 0.1; done
   local start=$SECONDS out
