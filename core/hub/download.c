@@ -28,7 +28,7 @@
  * pwrites the slots in order (starting write-back every WRITEBACK_BYTES), a
  * hasher thread feeds them to SHA-256 in order. A slot is reused once both
  * are done with it, so the bytes are read from memory once by each. */
-enum { SLOT_BYTES = 1 << 20, NSLOTS = 8 };   /* 8 MiB in flight; a crash loses at most that */
+enum { SLOT_BYTES = 1 << 20, NSLOTS = 32 };  /* 32 MiB in flight: rides out a descheduled consumer */
 enum { WRITER, HASHER, NCONSUMERS };
 #define WRITEBACK_BYTES ((int64_t)32 << 20)
 
@@ -292,11 +292,12 @@ static bool strong_etag(const char *e) { return e[0] && strncmp(e, "W/", 2) != 0
 static bool dl_begin_body(dl *d)
 {
     d->begun = true;
+    int err = 0;
     long status = d->r.status;
     if (d->file_url) status = 200;
     if (status == 206) {
         if (d->r.range_start != d->have) {
-            if (dl_truncate(d)) goto io_error;
+            if ((err = dl_truncate(d)) != 0) goto io_error;
             tx_fail(d->oc, TS_ERR_IO, "network", true, "download: %s: server sent a range from %lld, asked from %lld",
                     d->shown, (long long)d->r.range_start, (long long)d->have);
             d->oc->no_wait = true;
@@ -305,7 +306,7 @@ static bool dl_begin_body(dl *d)
         d->total = d->r.range_total;
         d->mixed = true;
     } else if (status == 200 || status == 203) {
-        if (d->have > 0 && dl_truncate(d)) goto io_error;    /* range ignored or version changed: start over */
+        if (d->have > 0 && (err = dl_truncate(d)) != 0) goto io_error;   /* range ignored or version changed: start over */
         curl_off_t cl = -1;
         curl_easy_getinfo(d->conn.curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
         d->total = d->r.content_length >= 0 ? d->r.content_length : cl;
@@ -334,7 +335,7 @@ static bool dl_begin_body(dl *d)
     snprintf(d->res->etag, sizeof d->res->etag, "%s", d->r.etag);
     return true;
 io_error:
-    tx_fail(d->oc, TS_ERR_IO, "io", false, "download: cannot write '%s': %s", d->partial, strerror(errno));
+    tx_fail(d->oc, TS_ERR_IO, "io", false, "download: cannot write '%s': %s", d->partial, strerror(err));
     return false;
 }
 
@@ -375,7 +376,7 @@ static void dl_finalize(dl *d, const char *hex, tx_outcome *oc)
     char final[PATH_MAX];
     if (rq->dest) snprintf(final, sizeof final, "%s", rq->dest);
     else snprintf(final, sizeof final, "%s/%s", rq->dest_dir, hex);
-    if (fsync(d->fd) != 0) {
+    if (fdatasync(d->fd) != 0) {           /* data and size on disk before the name points at them */
         tx_fail(oc, TS_ERR_IO, "io", false, "download: fsync '%s': %s", d->partial, strerror(errno));
         return;
     }
@@ -465,8 +466,9 @@ static void dl_attempt(void *ctx, tx_outcome *oc)
         oc->retry_after = -1;
     }
     char range[32], ifrange[400];
-    if (!dl_plan_resume(d, range, sizeof range, ifrange, sizeof ifrange) && d->have > 0 && dl_truncate(d)) {
-        tx_fail(oc, TS_ERR_IO, "io", false, "download: cannot truncate '%s': %s", d->partial, strerror(errno));
+    int terr = 0;
+    if (!dl_plan_resume(d, range, sizeof range, ifrange, sizeof ifrange) && d->have > 0 && (terr = dl_truncate(d)) != 0) {
+        tx_fail(oc, TS_ERR_IO, "io", false, "download: cannot truncate '%s': %s", d->partial, strerror(terr));
         return;
     }
     if (d->have > 0 && !d->res->resumed_from) d->res->resumed_from = d->have;
@@ -499,8 +501,8 @@ static void dl_attempt(void *ctx, tx_outcome *oc)
     }
     if (rc == CURLE_HTTP_RETURNED_ERROR && d->r.status == 416 && d->have > 0) {
         if (d->validator && d->r.range_total == d->have) { dl_complete(d, oc); return; }  /* nothing was missing */
-        if (dl_truncate(d)) {
-            tx_fail(oc, TS_ERR_IO, "io", false, "download: cannot truncate '%s': %s", d->partial, strerror(errno));
+        if ((terr = dl_truncate(d)) != 0) {
+            tx_fail(oc, TS_ERR_IO, "io", false, "download: cannot truncate '%s': %s", d->partial, strerror(terr));
             return;
         }
         tx_fail(oc, TS_ERR_IO, "http", true, "download: %s: HTTP 416 for a resume, starting over", d->shown);

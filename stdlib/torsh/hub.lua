@@ -210,6 +210,10 @@ end
 local function download_to(url, out, sha, opts)
   local st = core.stat(out)
   if st and st.type == "dir" then out = out .. "/" .. util.basename(url) end
+  local dst = core.stat(util.dirname(out))
+  if not dst or dst.type ~= "dir" then
+    return nil, string.format("download: folder '%s' does not exist", util.dirname(out))
+  end
   if sha and not opts.force and util.exists(out) and core.sha256_file(out) == sha then
     return out, { cached = true, sha256 = sha }
   end
@@ -291,6 +295,9 @@ function M.split_spec(spec)
 end
 
 local function download_model(spec, opts)
+  if opts.output then
+    return nil, "download: --output takes a URL or an hf: file; a registry model is a folder in the cache"
+  end
   local name, range = M.split_spec(spec)
   local reg, err = registry.load(opts)
   if not reg then return nil, err end
