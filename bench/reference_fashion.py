@@ -18,7 +18,7 @@ p.add_argument("--batch", type=int, default=128)
 p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
-torch.manual_seed(0)
+torch.manual_seed(int(os.environ.get("SEED", "0")))
 
 def idx(name):
     for cand in (name, name + ".gz"):
@@ -44,7 +44,7 @@ if a.model == "cnn":
 else:
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-g = torch.Generator().manual_seed(0)
+g = torch.Generator().manual_seed(int(os.environ.get("SEED", "0")))
 for epoch in range(1, a.epochs + 1):
     model.train()
     t0 = time.perf_counter()
