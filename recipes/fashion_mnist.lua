@@ -25,6 +25,7 @@ local opts = cli.parse(arg, {
     { "metrics", "PATH", help = "write one JSON object per epoch (JSON lines)" },
     { "save", "PATH", help = "save the trained model's state dict (.torsh)" },
     { "seed", "N", default = "0", help = "random seed (init, shuffling, augmentation)" },
+    { "amp", "bf16", choices = { "bf16" }, help = "mixed precision: linear/conv in bf16, f32 master weights" },
     { "threads", "N", help = "compute threads (default: all cores)" },
     { "limit", "N", help = "use only the first N training images (quick runs)" },
     { "data", "DIR", default = "/usr/share/datasets/fashion-mnist", help = "Fashion-MNIST folder" },
@@ -58,7 +59,7 @@ local history = train.fit {
   model = model, optimizer = opt, train_loader = train_loader, test_loader = test_loader,
   epochs = tonumber(opts.epochs), checkpoint = opts.checkpoint,
   checkpoint_every = opts["checkpoint-every"] and tonumber(opts["checkpoint-every"]),
-  resume = opts.resume, metrics = opts.metrics,
+  resume = opts.resume, metrics = opts.metrics, autocast = opts.amp,
 }
 
 if opts.save then

@@ -139,7 +139,8 @@ end
 ---   checkpoint (path), checkpoint_every (steps), resume (path or true = checkpoint);
 ---   best_metric ("test_accuracy"), best_mode ("max"), best_path (default checkpoint .. ".best");
 ---   metrics (path: JSON lines), progress (default: stderr is a terminal), log (function(line)),
----   grad_clip (max norm), accumulate (batches per optimizer step, default 1)
+---   grad_clip (max norm), accumulate (batches per optimizer step, default 1),
+---   autocast ("bf16": mixed precision for linear/conv with f32 master weights; see nn.functional.autocast)
 function M.fit(o)
   assert(o.model and o.optimizer and o.train_loader, "fit: model, optimizer and train_loader are required")
   local run = {
@@ -173,7 +174,7 @@ function M.fit(o)
       local t_epoch = torsh.clock()
       local sums = run.sums
       for batch, x, y in run.train_loader:iter() do
-        local out = model(x)
+        local out = o.autocast and F.autocast(o.autocast, model, x) or model(x)
         local loss = loss_fn(out, y)
         local lv = loss:item()
         if accumulate > 1 then loss = loss / accumulate end

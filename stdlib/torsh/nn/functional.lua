@@ -17,10 +17,44 @@ function F.leaky_relu(x, slope) return x:leaky_relu(slope or 0.01) end
 function F.softmax(x, dim) return torsh.softmax(x, dim) end
 function F.log_softmax(x, dim) return torsh.log_softmax(x, dim) end
 
+-- ---- autocast ----------------------------------------------------------------------
+-- Mixed precision: inside torsh.autocast("bf16", fn) the matrix-heavy layers
+-- (linear, conv1d, conv2d) round their input, weight and bias to bf16 and
+-- compute in bf16 precision, while parameters (the master weights),
+-- activations between layers, normalisation and losses stay f32. The casts
+-- are recorded, so gradients reach the f32 parameters as f32. On this CPU
+-- the bf16 kernels widen to f32 internally: autocast changes the numerics
+-- (like PyTorch's CPU autocast) but is not a speed-up here.
+local autocast_dtype = nil
+
+--- autocast(dtype, fn, ...) runs fn(...) with autocast on ("bf16" or "f16"; nil turns it off).
+function F.autocast(dtype, fn, ...)
+  if dtype ~= nil and dtype ~= "bf16" and dtype ~= "f16" then
+    error(string.format("autocast: dtype must be 'bf16' or 'f16', got '%s'", tostring(dtype)), 2)
+  end
+  local prev = autocast_dtype
+  autocast_dtype = dtype
+  local res = table.pack(pcall(fn, ...))
+  autocast_dtype = prev
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
+end
+
+function F.autocast_dtype() return autocast_dtype end
+
+-- Runs op(x, w, b, ...) in the autocast dtype when autocast is on.
+local function autocast_op(op, x, w, b, ...)
+  local dt = autocast_dtype
+  if not dt or x:dtype() ~= "f32" then return op(x, w, b, ...) end
+  local y = op(x:to(dt), w:to(dt), b and b:to(dt) or nil, ...)
+  return y:to("f32")
+end
+F.autocast_op = autocast_op
+
 -- ---- layers ---------------------------------------------------------------------
-function F.linear(x, w, b) return torsh.linear(x, w, b) end
-function F.conv1d(x, w, b, opts) return torsh.conv1d(x, w, b, opts) end
-function F.conv2d(x, w, b, opts) return torsh.conv2d(x, w, b, opts) end
+function F.linear(x, w, b) return autocast_op(torsh.linear, x, w, b) end
+function F.conv1d(x, w, b, opts) return autocast_op(torsh.conv1d, x, w, b, opts) end
+function F.conv2d(x, w, b, opts) return autocast_op(torsh.conv2d, x, w, b, opts) end
 function F.max_pool2d(x, k, opts) return torsh.max_pool2d(x, k, opts) end
 function F.avg_pool2d(x, k, opts) return torsh.avg_pool2d(x, k, opts) end
 function F.adaptive_avg_pool2d(x, size) return torsh.adaptive_avg_pool2d(x, size) end

@@ -31,7 +31,7 @@ function L.Linear:forward(x)
     error(string.format("Linear expects %d input features, got %d (input [%s])", self.in_features, x:size(-1),
       table.concat(x:shape(), ", ")), 0)
   end
-  return torsh.linear(x, self.weight, self.bias or nil)
+  return F.linear(x, self.weight, self.bias or nil)
 end
 function L.Linear:extra_repr()
   return string.format("in_features=%d, out_features=%d, bias=%s", self.in_features, self.out_features, tostring(self.bias ~= false))
@@ -66,7 +66,7 @@ local function make_conv(name, nsp)
       error(string.format("%s expects %d input channels, got %d", name, self.in_channels, x:size(2)), 0)
     end
     local o = { stride = self.stride, padding = self.padding, dilation = self.dilation, groups = self.groups }
-    return (nsp == 1 and torsh.conv1d or torsh.conv2d)(x, self.weight, self.bias or nil, o)
+    return (nsp == 1 and F.conv1d or F.conv2d)(x, self.weight, self.bias or nil, o)
   end
   function C:extra_repr()
     local s = string.format("%d, %d, kernel_size=%s, stride=%s", self.in_channels, self.out_channels,
