@@ -226,12 +226,22 @@ static void push_value(lua_State *L, const ts_tensor *t, int64_t linear)
     } else lua_pushnumber(L, v);
 }
 
+/* t:item() -> the one element as a Lua value: a boolean for bool tensors, an
+ * integer for integer tensors, and for floating tensors an integer when the
+ * value is a whole number that fits (so sum():item() prints 6, not 6.0;
+ * Lua treats both alike in arithmetic and as table keys), a float otherwise. */
 static int t_item(lua_State *L)
 {
     ts_tensor *t = tsL_checktensor(L, 1);
     if (ts_tensor_numel(t) != 1)
         return luaL_error(L, "item: tensor has %d elements, item() needs exactly one", (int)ts_tensor_numel(t));
     check_cpu(L, t, "item");
+    if (ts_dtype_is_float(t->dtype)) {
+        double v = ts_tensor_item_at(t, 0);
+        if (v == floor(v) && fabs(v) < 9007199254740992.0 && !(v == 0 && signbit(v))) lua_pushinteger(L, (lua_Integer)v);
+        else lua_pushnumber(L, v);
+        return 1;
+    }
     push_value(L, t, 0);
     return 1;
 }
