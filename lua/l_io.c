@@ -7,6 +7,10 @@
  *   _io.write(path, json, {t1, ...})   -> true | nil, message
  *   _io.open(path)                     -> TorshFile | nil, message
  *   _io.crc32(t)                       -> integer
+ *   _io.crc32(s [, crc])               -> integer (zlib's, continuing crc)
+ *   _io.write_tensor(fh, t)            -> nbytes, crc32 (streams t's bytes, row-major,
+ *                                         into the Lua file handle fh; one pass)
+ *   _io.fsync(fh | path)               -> true | nil, message (a folder path is fine)
  *   f:json() -> string ; f:info() -> {major=, minor=, flags=, json_len=,
  *   data_offset=, size=} ; f:tensor(entry [, verify [, copy]]) -> Tensor,
  *   where entry is a decoded tensor-table row {name=, dtype=, shape=,
@@ -14,8 +18,13 @@
  */
 #include "tsl.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #define TSL_TORSHFILE_MT "torsh.TorshFile"
 
@@ -77,11 +86,77 @@ static int l_write(lua_State *L)
     return 1;
 }
 
+/* _io.crc32(t) -> CRC-32 of a tensor's bytes; _io.crc32(s [, crc]) -> of a string */
 static int l_crc32(lua_State *L)
 {
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        size_t n;
+        const char *s = lua_tolstring(L, 1, &n);
+        lua_Integer prev = luaL_optinteger(L, 2, 0);
+        luaL_argcheck(L, prev >= 0 && prev <= (lua_Integer)UINT32_MAX, 2, "not a CRC-32 value");
+        lua_pushinteger(L, (lua_Integer)crc32_z((uLong)prev, (const Bytef *)s, n));
+        return 1;
+    }
     uint32_t crc;
     tsL_check(L, ts_torsh_crc32(tsL_checktensor(L, 1), &crc));
     lua_pushinteger(L, (lua_Integer)crc);
+    return 1;
+}
+
+#define WRITE_CHUNK ((size_t)1 << 20)   /* checksummed while in cache, then written */
+
+static FILE *check_stream(lua_State *L, int idx)
+{
+    luaL_Stream *s = luaL_checkudata(L, idx, LUA_FILEHANDLE);
+    if (!s->closef || !s->f) luaL_argerror(L, idx, "file is closed");
+    return s->f;
+}
+
+/* _io.write_tensor(fh, t) -> nbytes, crc32 | nil, message. A non-contiguous
+ * t is copied once into a contiguous tensor (released before returning). */
+static int l_write_tensor(lua_State *L)
+{
+    FILE *f = check_stream(L, 1);
+    ts_tensor *t = tsL_checktensor(L, 2);
+    ts_tensor **slot = tsL_newslot_mt(L);    /* owns the contiguous copy until GC / below */
+    *slot = ts_contiguous(t);
+    if (!*slot) return tsL_error(L);
+    const unsigned char *p = ts_tensor_data(*slot);
+    size_t n = ts_tensor_nbytes(*slot);
+    uLong crc = crc32_z(0L, Z_NULL, 0);
+    bool ok = true;
+    errno = 0;
+    for (size_t off = 0; off < n && ok; off += WRITE_CHUNK) {
+        size_t k = n - off < WRITE_CHUNK ? n - off : WRITE_CHUNK;
+        crc = crc32_z(crc, p + off, k);
+        ok = fwrite(p + off, 1, k, f) == k;
+    }
+    ts_tensor_release(*slot);
+    *slot = NULL;
+    if (!ok) return luaL_fileresult(L, 0, NULL);
+    lua_pushinteger(L, (lua_Integer)n);
+    lua_pushinteger(L, (lua_Integer)crc);
+    return 2;
+}
+
+/* _io.fsync(fh | path) -> true | nil, message: flushes and syncs an open
+ * Lua file, or syncs the file or folder at path (folders on file systems
+ * that cannot sync them count as synced). */
+static int l_fsync(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        const char *path = lua_tostring(L, 1);
+        int fd = open(path, O_RDONLY);
+        if (fd < 0) return luaL_fileresult(L, 0, path);
+        int rc = fsync(fd), e = errno;
+        close(fd);
+        if (rc != 0 && e != EINVAL && e != EROFS && e != ENOTSUP) { errno = e; return luaL_fileresult(L, 0, path); }
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    FILE *f = check_stream(L, 1);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) return luaL_fileresult(L, 0, NULL);
+    lua_pushboolean(L, 1);
     return 1;
 }
 
@@ -213,6 +288,7 @@ static const luaL_Reg file_methods[] = {
 
 static const luaL_Reg fns[] = {
     {"plan", l_plan}, {"write", l_write}, {"open", l_open}, {"crc32", l_crc32},
+    {"write_tensor", l_write_tensor}, {"fsync", l_fsync},
     {NULL, NULL}
 };
 

@@ -232,11 +232,18 @@ end
 --- twice is stored once) must be on the CPU; tables keep integer vs float
 --- numbers, big integers, NaN/inf, binary strings and any mix of keys.
 --- Functions, coroutines, other userdata and cyclic tables are refused
---- before anything is written. Metatables are not saved.
+--- before anything is written. Metatables are not saved. A path ending in
+--- .pt or .pth writes a PyTorch checkpoint instead (torsh.pt: a flat state
+--- dict of string -> tensor only; opts.keys orders it).
 function torsh.save(value, path, opts)
   if type(path) ~= "string" or path == "" then error("torsh.save: path must be a non-empty string", 2) end
   if opts ~= nil and type(opts) ~= "table" then error("torsh.save: options must be a table", 2) end
   opts = opts or {}
+  if path:find("%.pth?$") then     -- PyTorch checkpoint: stdlib/torsh/pt.lua ({keys = order} is honoured)
+    local ok, err = pcall(require("torsh.pt").save_state_dict, value, path, opts)
+    if not ok then error("torsh.save: " .. tostring(err):gsub("^torsh%.pt%.save_state_dict: ", ""), 2) end
+    return
+  end
   local ctx = { active = {}, index = {}, tensors = {}, names = {}, tensor_names = {} }
   local ok, value_json = pcall(encode_value, value, ctx, {}, 0)
   if not ok then error("torsh.save: " .. tostring(value_json), 2) end
