@@ -23,7 +23,7 @@ local opts = cli.parse(arg, {
     { "checkpoint-every", "STEPS", help = "also checkpoint every STEPS steps" },
     { "resume", "PATH", help = "continue from a checkpoint (bit-identical to an uninterrupted run)" },
     { "metrics", "PATH", help = "write one JSON object per epoch (JSON lines)" },
-    { "save", "PATH", help = "save the trained model's state dict (.torsh)" },
+    { "save", "PATH", help = "save the trained model's state dict (.torsh, or .pt/.pth for PyTorch)" },
     { "seed", "N", default = "0", help = "random seed (init, shuffling, augmentation)" },
     { "amp", "bf16", choices = { "bf16" }, help = "mixed precision: linear/conv in bf16, f32 master weights" },
     { "threads", "N", help = "compute threads (default: all cores)" },
@@ -63,7 +63,8 @@ local history = train.fit {
 }
 
 if opts.save then
-  torsh.save(model:state_dict(), opts.save, { metadata = { model = "fashion_" .. opts.model } })
+  -- .pt files load in PyTorch: torch.load(path, weights_only=True), keys in PyTorch's order
+  torsh.save(model:state_dict(), opts.save, { metadata = { model = "fashion_" .. opts.model }, keys = model:state_dict_keys() })
   io.stderr:write("saved model to ", opts.save, "\n")
 end
 local last = history[#history]
