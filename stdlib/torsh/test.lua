@@ -111,6 +111,16 @@ function T.raises(fn, pattern)
   return err
 end
 
+--- T.tensor(spec): a tensor from a fixture record {dtype=, shape=, data=flat list}
+--- (the form tests/fixtures/luafmt.py writes); handles 0-dim, empty, f16/bf16.
+function T.tensor(spec)
+  local t
+  if #spec.data == 0 then t = torsh.zeros(0, spec.dtype)
+  elseif spec.dtype == "f16" or spec.dtype == "bf16" then t = torsh.tensor(spec.data, "f64"):to(spec.dtype)
+  else t = torsh.tensor(spec.data, spec.dtype) end
+  return t:reshape(spec.shape)
+end
+
 --- T.finish(): prints the closing line and exits (status 1 on failures).
 function T.finish()
   io.write(string.format("%d passed, %d failed, %d skipped\n", T.passed, T.failed, T.skipped))

@@ -4,14 +4,7 @@
 local T = require "torsh.test"
 local ref = dofile("tests/fixtures/elementwise_ref.lua")
 
-local function make(spec)
-  local t
-  if #spec.data == 0 then t = torsh.zeros(0, spec.dtype)
-  elseif spec.dtype == "f16" or spec.dtype == "bf16" then t = torsh.tensor(spec.data, "f64"):to(spec.dtype)
-  else t = torsh.tensor(spec.data, spec.dtype) end
-  if #spec.shape == 0 then return t:reshape({}) end
-  return t:reshape(spec.shape)
-end
+local make = T.tensor
 
 -- Same values, transposed memory layout (strides reversed) when 2+ dims.
 local function noncontig(t)

@@ -7,12 +7,7 @@ local T = require "torsh.test"
 local nn = require "torsh.nn"
 local ref = dofile("tests/fixtures/nn_modules_ref.lua")
 
-local function make(spec)
-  local t
-  if #spec.data == 0 then t = torsh.zeros(0, spec.dtype) else t = torsh.tensor(spec.data, spec.dtype) end
-  if #spec.shape == 0 then return t:reshape({}) end
-  return t:reshape(spec.shape)
-end
+local make = T.tensor
 
 local function build(ctor)
   if ctor == "CNN" then
