@@ -2,7 +2,11 @@
 # test_train.sh BUILD — the training workflow end to end on real
 # Fashion-MNIST (skipped when Debian's dataset-fashion-mnist is missing):
 #  - 2 epochs == 1 epoch + resume + 1 epoch, bit for bit (losses in the
-#    metrics file and the saved weights), also when resuming mid-epoch;
+#    metrics file and the saved weights), with a constant learning rate (a
+#    1-epoch run with the default cosine schedule is a different run: its
+#    schedule ends after 1 epoch);
+#  - with the default cosine schedule, a 2-epoch run stopped by Ctrl-C
+#    mid-epoch and resumed equals the uninterrupted run, bit for bit;
 #  - Ctrl-C (SIGINT) during training saves a checkpoint that resumes;
 #  - a corrupt checkpoint is refused with a message;
 #  - `torsh train --help`.
@@ -21,12 +25,15 @@ fi
 common=(--limit 1536 --batch 64 --threads 2 --seed 7)
 recipe=recipes/fashion_mnist.lua
 
-t_straight() { "$torsh" $recipe "${common[@]}" --epochs 2 --metrics "$tmp/a.jsonl" --save "$tmp/a.torsh" > /dev/null 2>"$tmp/a.err"; }
-check "2 epochs straight" t_straight
+t_straight() {
+  "$torsh" $recipe "${common[@]}" --schedule none --epochs 2 --metrics "$tmp/a.jsonl" --save "$tmp/a.torsh" > /dev/null 2>"$tmp/a.err" &&
+  "$torsh" $recipe "${common[@]}" --epochs 2 --metrics "$tmp/s.jsonl" --save "$tmp/s.torsh" > /dev/null 2>"$tmp/s.err"
+}
+check "2 epochs straight (constant and cosine learning rate)" t_straight
 
 t_resumed() {
-  "$torsh" $recipe "${common[@]}" --epochs 1 --checkpoint "$tmp/ck.torsh" > /dev/null 2>"$tmp/b1.err" &&
-  "$torsh" $recipe "${common[@]}" --epochs 2 --checkpoint "$tmp/ck.torsh" --resume "$tmp/ck.torsh" \
+  "$torsh" $recipe "${common[@]}" --schedule none --epochs 1 --checkpoint "$tmp/ck.torsh" > /dev/null 2>"$tmp/b1.err" &&
+  "$torsh" $recipe "${common[@]}" --schedule none --epochs 2 --checkpoint "$tmp/ck.torsh" --resume "$tmp/ck.torsh" \
     --metrics "$tmp/b.jsonl" --save "$tmp/b.torsh" > /dev/null 2>"$tmp/b2.err"
 }
 check "1 epoch + resume + 1 epoch" t_resumed
@@ -78,7 +85,7 @@ t_mid_epoch() {
   fi
   "$torsh" $recipe "${common[@]}" --epochs 2 --checkpoint "$tmp/int.torsh" --resume "$tmp/int.torsh" \
     --metrics "$tmp/c.jsonl" --save "$tmp/c.torsh" > /dev/null 2>"$tmp/c.err" || return 1
-  same_run "$tmp/a.jsonl" "$tmp/c.jsonl" "$tmp/a.torsh" "$tmp/c.torsh"
+  same_run "$tmp/s.jsonl" "$tmp/c.jsonl" "$tmp/s.torsh" "$tmp/c.torsh"
 }
 check "Ctrl-C mid-epoch saves a checkpoint; resuming it is bit-identical" t_mid_epoch
 
