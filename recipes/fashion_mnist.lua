@@ -20,7 +20,7 @@ local opts = cli.parse(arg, {
     { "schedule", "cosine|none", default = "cosine", choices = { "cosine", "none" },
       help = "learning-rate schedule: cosine annealing to 0 over the whole run, stepped every batch" },
     { "batch", "N", default = "128", help = "batch size" },
-    { "augment", flag = true, help = "random crop (padding 2) and horizontal flip" },
+    { "augment", flag = true, help = "random crop (padding 1) and horizontal flip" },
     { "model", "cnn|mlp", default = "cnn", choices = { "cnn", "mlp" }, help = "architecture" },
     { "checkpoint", "PATH", help = "checkpoint file, saved each epoch (and every --checkpoint-every steps)" },
     { "checkpoint-every", "STEPS", help = "also checkpoint every STEPS steps" },
@@ -44,7 +44,7 @@ torsh.manual_seed(seed)
 
 local T = data.transforms
 local norm = T.Normalize({ 0.2860 }, { 0.3530 })
-local train_tf = opts.augment and T.Compose { T.ToFloat(), T.RandomCrop(28, { padding = 2 }), T.RandomHorizontalFlip(0.5), norm }
+local train_tf = opts.augment and T.Compose { T.ToFloat(), T.RandomCrop(28, { padding = 1 }), T.RandomHorizontalFlip(0.5), norm }
   or T.Compose { T.ToFloat(), norm }
 local train_set = data.FashionMNIST { root = opts.data, train = true, transform = train_tf, limit = opts.limit and tonumber(opts.limit) }
 local test_set = data.FashionMNIST { root = opts.data, train = false, transform = T.Compose { T.ToFloat(), norm } }
