@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# test_bench_cli.sh BUILD — `torsh bench SCRIPT.lua`: JSON output, baselines
+# saved then checked (passes), a doctored baseline (medians / 100) exits 1
+# listing regressions, --help, and model files refused with a clear message.
+set -u
+build=$(cd "${1:-build}" && pwd)
+. "$(dirname "$0")/lib.sh"
+torsh="$build/torsh"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+ex=bench/examples/matmul_vs_add.lua
+fast="--min-time 0.05 --max-runs 200"
+
+t_json() {
+  "$torsh" bench $ex --format json $fast > "$tmp/out.json" || return 1
+  /usr/bin/python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert len(d["cases"]) >= 1 and d["cases"][0]["median"] > 0
+assert all(c["verdict"] in ("a faster", "b faster", "no significant difference") for c in d["comparisons"])
+' "$tmp/out.json"
+}
+check "bench --format json is valid JSON" t_json
+
+t_formats() {
+  "$torsh" bench $ex --format jsonl $fast | /usr/bin/python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin]' &&
+  "$torsh" bench $ex --format csv $fast | /usr/bin/python3 -c 'import csv,sys; r=list(csv.reader(sys.stdin)); assert r[0][0]=="kind" and len(r)>2' &&
+  "$torsh" bench $ex --format markdown $fast | grep -q '^| comparison |' &&
+  "$torsh" bench $ex $fast | grep -q 'verdict'
+}
+check "jsonl, csv, markdown and table output" t_formats
+
+t_baseline_pass() {
+  "$torsh" bench $ex $fast --save-baseline "$tmp/base.json" > /dev/null || return 1
+  [ -f "$tmp/base.json" ] && [ ! -e "$tmp/base.json.tmp" ] || return 1
+  # a generous tolerance: timing noise on a loaded machine (tiny cases, short
+  # runs) must not count as a regression; the doctored test below is 100x
+  "$torsh" bench $ex $fast --baseline "$tmp/base.json" --tolerance 3 > /dev/null 2> "$tmp/err" || { cat "$tmp/err"; return 1; }
+  grep -q "no regressions" "$tmp/err"
+}
+check "--save-baseline then --baseline passes" t_baseline_pass
+
+t_baseline_fail() {
+  /usr/bin/python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+for c in d["cases"].values(): c["median"] /= 100
+json.dump(d, open(sys.argv[2], "w"))
+' "$tmp/base.json" "$tmp/doctored.json" || return 1
+  "$torsh" bench $ex $fast --baseline "$tmp/doctored.json" > /dev/null 2> "$tmp/err"; rc=$?
+  [ $rc -eq 1 ] && grep -q "regression" "$tmp/err" && grep -q "add 256x256" "$tmp/err"
+}
+check "a doctored baseline exits 1 listing regressions" t_baseline_fail
+
+t_help() { "$torsh" bench --help | grep -q 'cases' && "$torsh" bench --help | grep -q -- '--baseline'; }
+check "bench --help" t_help
+
+t_model() {
+  "$torsh" bench model.gguf 2> "$tmp/err"; rc=$?
+  [ $rc -eq 2 ] && grep -q "not supported yet" "$tmp/err"
+}
+check "model files: not supported yet" t_model
+
+t_bad_format() { "$torsh" bench $ex --format xml 2>/dev/null; [ $? -eq 2 ]; }
+check "bad --format is a usage error" t_bad_format
+
+finish bench_cli
