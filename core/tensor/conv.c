@@ -363,12 +363,6 @@ static ts_status conv_run(conv_job *j)
     return TS_OK;
 }
 
-/* A contiguous copy of t in dtype dt (t itself, retained, when it already is). */
-static ts_tensor *contiguous_as(const ts_tensor *t, ts_dtype dt)
-{
-    return t->dtype == dt ? ts_contiguous(t) : ts_to_dtype(t, dt);
-}
-
 /* Output of K == 0 convolutions (a zero-channel group): the bias or zeros. */
 static void fill_bias_only(const conv_job *j)
 {
@@ -401,8 +395,8 @@ ts_status ts_cpu_conv2d(ts_tensor *out, const ts_tensor *x, const ts_tensor *w, 
     atomic_init(&j.failed, 0);
 
     ts_status st = TS_OK;
-    ts_tensor *xc = contiguous_as(x, ct), *wc = xc ? contiguous_as(w, ct) : NULL;
-    ts_tensor *bc = wc && bias ? contiguous_as(bias, ct) : NULL;
+    ts_tensor *xc = ts_contiguous_as(x, ct), *wc = xc ? ts_contiguous_as(w, ct) : NULL;
+    ts_tensor *bc = wc && bias ? ts_contiguous_as(bias, ct) : NULL;
     bool in_place = out->dtype == ct && ts_tensor_is_contiguous(out);
     ts_tensor *yc = in_place ? out : ts_tensor_new(out->shape, out->ndim, ct);
     if (!xc || !wc || (bias && !bc) || !yc) {

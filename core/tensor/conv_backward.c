@@ -49,26 +49,6 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }   /* a
 static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-/* Sum of n contiguous values in double, over 8 partial sums (a fixed order). */
-TS_NN_INLINE double sum_run(const char *p, int64_t n, bool dbl)
-{
-    double acc[8] = { 0 }, s = 0;
-    int64_t i = 0;
-    if (dbl) {
-        const double *x = (const double *)p;
-        for (; i + 8 <= n; i += 8)
-            for (int k = 0; k < 8; k++) acc[k] += x[i + k];
-        for (; i < n; i++) s += x[i];
-    } else {
-        const float *x = (const float *)p;
-        for (; i + 8 <= n; i += 8)
-            for (int k = 0; k < 8; k++) acc[k] += x[i + k];
-        for (; i < n; i++) s += x[i];
-    }
-    for (int k = 0; k < 8; k++) s += acc[k];
-    return s;
-}
-
 /* dst[i] += src[i] for n values. */
 TS_NN_INLINE void add_run(char *dst, const char *src, int64_t n, bool dbl)
 {
@@ -175,7 +155,7 @@ static void convb_tile(const convb_job *j, int64_t n, int64_t gi, int64_t t, cha
     int64_t p0 = t * j->tile, cols = min64(j->ohw - p0, j->tile);
     const char *gyt = j->gy + ((n * g->o + gi * g->og) * j->ohw + p0) * es;
     if (gbp)
-        for (int64_t o = 0; o < g->og; o++) gbp[gi * g->og + o] += sum_run(gyt + o * j->ohw * es, cols, j->dbl);
+        for (int64_t o = 0; o < g->og; o++) gbp[gi * g->og + o] += ts_sum_run(gyt + o * j->ohw * es, cols, j->dbl);
     if (gwp) {
         const char *xg = j->x + (n * g->c + gi * g->cg) * hw * es;
         const char *b = xg + p0 * es;
@@ -282,11 +262,6 @@ static void choose_chunks(convb_job *j, bool want_w)
     j->nchunks = ceil_div(j->g.n, j->chunk);
 }
 
-static ts_tensor *contiguous_as(const ts_tensor *t, ts_dtype dt)
-{
-    return t->dtype == dt ? ts_contiguous(t) : ts_to_dtype(t, dt);
-}
-
 /* ---- grad_input as a convolution ---------------------------------------------------------- */
 
 static bool input_grad_is_conv(const conv_geom *g)
@@ -389,7 +364,7 @@ ts_status ts_conv2d_backward(const ts_tensor *x, const ts_tensor *w, const ts_te
     bool run = j.kdim > 0 && j.g.n > 0 && (gw || gb || (gx && !gx_conv));
     ts_tensor *xc = NULL, *wc = NULL, *gyc = NULL, *rx = NULL, *rw = NULL, *rb = NULL, *part = NULL;
     double *bpart = NULL;
-    if (!(gyc = contiguous_as(gy, ct)) || (gw && !(xc = contiguous_as(x, ct))) || (gx && !(wc = contiguous_as(w, ct))))
+    if (!(gyc = ts_contiguous_as(gy, ct)) || (gw && !(xc = ts_contiguous_as(x, ct))) || (gx && !(wc = ts_contiguous_as(w, ct))))
         goto fail;
     /* grad_input: every image is zeroed (or fully written, direct) by its chunk */
     if (gx_conv && !(rx = input_grad_by_conv(&j.g, gyc, wc))) goto fail;

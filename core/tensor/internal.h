@@ -52,4 +52,35 @@ void ts_iter_run_range(const ts_iter *it, ts_iter_loop fn, void *ctx, int64_t be
  * mask[ndim] with true for reduced dims; fails on duplicates/out of range. */
 ts_status ts_dims_mask(const char *op, const int *dims, int ndims, int tensor_ndim, bool *mask);
 
+/* ---- small helpers shared by the nn kernels (common.c) ---------------------- */
+/* The dtype float kernels compute in: f64 for f64, else f32. */
+static inline ts_dtype ts_float_compute_dtype(ts_dtype dt) { return dt == TS_F64 ? TS_F64 : TS_F32; }
+/* t as a contiguous tensor of dtype dt (t itself, retained, when it already is). */
+ts_tensor *ts_contiguous_as(const ts_tensor *t, ts_dtype dt);
+/* y converted to dt; takes y (returns it unchanged when it is already dt). */
+ts_tensor *ts_narrow_dtype(ts_tensor *y, ts_dtype dt);
+/* Fails unless t is a floating CPU tensor; `what` names the argument. */
+ts_status ts_require_float_cpu(const char *op, const char *what, const ts_tensor *t);
+/* Sum of n contiguous f32 (dbl false) or f64 values in double, over 8 fixed
+ * partial sums so it vectorises and stays deterministic. Always inlined, so
+ * kernels compiled for several instruction sets each get their own copy. */
+static inline __attribute__((always_inline)) double ts_sum_run(const char *p, int64_t n, bool dbl)
+{
+    double acc[8] = { 0 }, s = 0;
+    int64_t i = 0;
+    if (dbl) {
+        const double *x = (const double *)p;
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) acc[k] += x[i + k];
+        for (; i < n; i++) s += x[i];
+    } else {
+        const float *x = (const float *)p;
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) acc[k] += x[i + k];
+        for (; i < n; i++) s += x[i];
+    }
+    for (int k = 0; k < 8; k++) s += acc[k];
+    return s;
+}
+
 #endif

@@ -42,11 +42,6 @@ typedef struct loss_job {
     char *gx;
 } loss_job;
 
-static ts_tensor *contiguous_as(const ts_tensor *t, ts_dtype dt)
-{
-    return t->dtype == dt ? ts_contiguous(t) : ts_to_dtype(t, dt);
-}
-
 static inline double at(const loss_job *j, int64_t i) /* element i of x */
 {
     return j->dbl ? ((const double *)j->x)[i] : (double)((const float *)j->x)[i];
@@ -124,9 +119,9 @@ static ts_status inputs_load(const char *op, loss_job *j, loss_inputs *in, const
     j->dbl = ct == TS_F64;
     j->ignore = ignore;
     j->wsum = (double)j->g.c;
-    if (!(in->tc = contiguous_as(target, TS_I64))) goto fail;
+    if (!(in->tc = ts_contiguous_as(target, TS_I64))) goto fail;
     if (check_targets(op, ts_tensor_data(in->tc), j->g.positions, j->g.c, ignore)) goto fail;
-    if (!(in->xc = contiguous_as(x, ct))) goto fail;
+    if (!(in->xc = ts_contiguous_as(x, ct))) goto fail;
     if (weight) {
         ts_tensor *wd = ts_to_dtype(weight, TS_F64);
         if (!wd) goto fail;
@@ -332,7 +327,7 @@ static ts_tensor *loss_backward(const char *op, bool is_ce, const ts_tensor *gy,
     if (inputs_load(op, &j, &in, x, target, weight, ignore)) return NULL;
     ts_tensor *gd = NULL, *lsed = NULL, *gx = NULL;
     if (red == TS_REDUCTION_NONE) {
-        if (!(gd = contiguous_as(gy, TS_F64))) goto done;
+        if (!(gd = ts_contiguous_as(gy, TS_F64))) goto done;
         j.gy = ts_tensor_data(gd);
         j.gscale = 1.0;
     } else {
@@ -345,7 +340,7 @@ static ts_tensor *loss_backward(const char *op, bool is_ce, const ts_tensor *gy,
         }
     }
     if (is_ce) {
-        if (!(lsed = contiguous_as(lse, TS_F64))) goto done;
+        if (!(lsed = ts_contiguous_as(lse, TS_F64))) goto done;
         j.lse = ts_tensor_data(lsed);
     }
     if (!(gx = ts_tensor_new(x->shape, x->ndim, j.dbl ? TS_F64 : TS_F32))) goto done;

@@ -17,36 +17,13 @@
 
 /* ---- shared helpers --------------------------------------------------------------- */
 
-static ts_dtype compute_dtype(ts_dtype dt) { return dt == TS_F64 ? TS_F64 : TS_F32; }
-
-/* A contiguous copy of t in dtype dt (t itself, retained, when it already is). */
-static ts_tensor *contiguous_as(const ts_tensor *t, ts_dtype dt)
-{
-    return t->dtype == dt ? ts_contiguous(t) : ts_to_dtype(t, dt);
-}
-
-/* Narrows a compute-dtype result to dt (takes y). */
-static ts_tensor *narrow_to(ts_tensor *y, ts_dtype dt)
-{
-    if (!y || y->dtype == dt) return y;
-    ts_tensor *r = ts_to_dtype(y, dt);
-    ts_tensor_release(y);
-    return r;
-}
-
-static ts_status require_float(const char *op, const char *what, const ts_tensor *t)
-{
-    if (!ts_dtype_is_float(t->dtype))
-        return ts_fail(TS_ERR_ARG, "%s: %s needs a floating dtype, got %s", op, what, ts_dtype_name(t->dtype));
-    return ts_require_cpu(op, t);
-}
 
 /* Fails unless the optional parameter t (weight, bias, statistics) is a
  * floating tensor with exactly `n` elements in `ndim` dims shaped `shape`. */
 static ts_status check_param(const char *op, const char *what, const ts_tensor *t, const int64_t *shape, int ndim)
 {
     if (!t) return TS_OK;
-    if (require_float(op, what, t)) return ts_last_status();
+    if (ts_require_float_cpu(op, what, t)) return ts_last_status();
     bool same = t->ndim == ndim;
     for (int i = 0; same && i < ndim; i++) same = t->shape[i] == shape[i];
     if (!same) {
@@ -115,7 +92,7 @@ ts_tensor *ts_batch_norm(const ts_tensor *x, const ts_tensor *mean, const ts_ten
 {
     const char *op = "batch_norm";
     char sx[TS_SHAPE_STR_CAP];
-    if (require_float(op, "input", x)) return NULL;
+    if (ts_require_float_cpu(op, "input", x)) return NULL;
     if (x->ndim < 2)
         return ts_fail_null(TS_ERR_ARG, "%s: input must be [N, C, ...] (at least 2 dims), got %s", op,
                             ts_shape_str(x->shape, x->ndim, sx, sizeof sx));
@@ -126,7 +103,7 @@ ts_tensor *ts_batch_norm(const ts_tensor *x, const ts_tensor *mean, const ts_ten
     double *m = alloc_doubles(op, 4 * c);
     if (!m) return NULL;
     double *v = m + c, *w = m + 2 * c, *b = m + 3 * c;
-    ts_dtype ct = compute_dtype(x->dtype);
+    ts_dtype ct = ts_float_compute_dtype(x->dtype);
     ts_tensor *xc = NULL, *y = NULL;
     if (param_values(mean, c, 0, m) || param_values(var, c, 1, v) || param_values(weight, c, 1, w) ||
         param_values(bias, c, 0, b))
@@ -136,7 +113,7 @@ ts_tensor *ts_batch_norm(const ts_tensor *x, const ts_tensor *mean, const ts_ten
         b[i] -= m[i] * scale;
         w[i] = scale;
     }
-    if (!(xc = contiguous_as(x, ct)) || !(y = ts_tensor_new(x->shape, x->ndim, ct))) goto done;
+    if (!(xc = ts_contiguous_as(x, ct)) || !(y = ts_tensor_new(x->shape, x->ndim, ct))) goto done;
     int64_t n = ts_tensor_numel(x), inner = 1;
     for (int i = 2; i < x->ndim; i++) inner *= x->shape[i];
     affine_job j = { ct == TS_F64, ts_tensor_data(xc), ts_tensor_data(y), w, b, c, inner };
@@ -144,7 +121,7 @@ ts_tensor *ts_batch_norm(const ts_tensor *x, const ts_tensor *mean, const ts_ten
 done:
     free(m);
     ts_tensor_release(xc);
-    return narrow_to(y, x->dtype);
+    return ts_narrow_dtype(y, x->dtype);
 }
 
 /* ---- vector-friendly helpers -------------------------------------------------------------
@@ -154,26 +131,6 @@ done:
  * vectorising a loop unless -fno-trapping-math. */
 
 #define LANES 8
-
-/* Sum of n contiguous values (f32 or f64) in double. */
-static double sum_run(const char *p, int64_t n, bool dbl)
-{
-    double acc[LANES] = { 0 }, s = 0;
-    int64_t i = 0;
-    if (dbl) {
-        const double *x = (const double *)p;
-        for (; i + LANES <= n; i += LANES)
-            for (int k = 0; k < LANES; k++) acc[k] += x[i + k];
-        for (; i < n; i++) s += x[i];
-    } else {
-        const float *x = (const float *)p;
-        for (; i + LANES <= n; i += LANES)
-            for (int k = 0; k < LANES; k++) acc[k] += x[i + k];
-        for (; i < n; i++) s += x[i];
-    }
-    for (int k = 0; k < LANES; k++) s += acc[k];
-    return s;
-}
 
 /* Sum of (x - mean)^2 over n contiguous values, in double. */
 static double sqdev_run(const char *p, int64_t n, double mean, bool dbl)
@@ -287,7 +244,7 @@ static void rownorm_rows(int64_t begin, int64_t end, void *ctx)
     for (int64_t r = begin; r < end; r++) {
         const char *x = j->x + (size_t)(r * j->len) * es;
         char *y = j->y + (size_t)(r * j->len) * es;
-        double mean = sum_run(x, j->len, j->dbl) / (double)j->len;
+        double mean = ts_sum_run(x, j->len, j->dbl) / (double)j->len;
         double rstd = 1.0 / sqrt(sqdev_run(x, j->len, mean, j->dbl) / (double)j->len + j->eps);
         if (j->groups) group_row(j, r % j->groups, x, y, mean, rstd);
         else layer_row(j, x, y, mean, rstd);
@@ -297,8 +254,8 @@ static void rownorm_rows(int64_t begin, int64_t end, void *ctx)
 /* Runs the job over x (rows of j->len) into a new tensor shaped like x. */
 static ts_tensor *rownorm_run(rownorm_job *j, const ts_tensor *x)
 {
-    ts_dtype ct = compute_dtype(x->dtype);
-    ts_tensor *xc = contiguous_as(x, ct);
+    ts_dtype ct = ts_float_compute_dtype(x->dtype);
+    ts_tensor *xc = ts_contiguous_as(x, ct);
     ts_tensor *y = xc ? ts_tensor_new(x->shape, x->ndim, ct) : NULL;
     if (y) {
         j->dbl = ct == TS_F64;
@@ -308,7 +265,7 @@ static ts_tensor *rownorm_run(rownorm_job *j, const ts_tensor *x)
         ts_parallel_for(rows, TS_GRAIN_HEAVY / (j->len + 1) + 1, rownorm_rows, j);
     }
     ts_tensor_release(xc);
-    return narrow_to(y, x->dtype);
+    return ts_narrow_dtype(y, x->dtype);
 }
 
 /* Weight and bias values of n elements (defaults 1 and 0 for an absent one),
@@ -341,7 +298,7 @@ ts_tensor *ts_layer_norm(const ts_tensor *x, int norm_ndim, const ts_tensor *wei
 {
     const char *op = "layer_norm";
     char sx[TS_SHAPE_STR_CAP];
-    if (require_float(op, "input", x)) return NULL;
+    if (ts_require_float_cpu(op, "input", x)) return NULL;
     if (norm_ndim < 1 || norm_ndim > x->ndim)
         return ts_fail_null(TS_ERR_ARG, "%s: cannot normalise the last %d dims of input %s", op, norm_ndim,
                             ts_shape_str(x->shape, x->ndim, sx, sizeof sx));
@@ -366,7 +323,7 @@ ts_tensor *ts_group_norm(const ts_tensor *x, int64_t groups, const ts_tensor *we
 {
     const char *op = "group_norm";
     char sx[TS_SHAPE_STR_CAP];
-    if (require_float(op, "input", x)) return NULL;
+    if (ts_require_float_cpu(op, "input", x)) return NULL;
     if (x->ndim < 2)
         return ts_fail_null(TS_ERR_ARG, "%s: input must be [N, C, ...] (at least 2 dims), got %s", op,
                             ts_shape_str(x->shape, x->ndim, sx, sizeof sx));
@@ -416,7 +373,7 @@ static void softmax_row_f32(const float *x, float *y, int64_t n, bool take_log)
     for (; i < n; i++) m = max_f32(x[i], m);
     for (int k = 0; k < LANES; k++) m = max_f32(lane[k], m);
     for (i = 0; i < n; i++) y[i] = exp_f32(x[i] - m);
-    double sum = sum_run((const char *)y, n, false);
+    double sum = ts_sum_run((const char *)y, n, false);
     if (take_log) {
         float lse = (float)(m + log(sum));
         for (i = 0; i < n; i++) y[i] = x[i] - lse;
@@ -499,7 +456,7 @@ static void softmax_units(int64_t begin, int64_t end, void *ctx)
 
 ts_status ts_cpu_softmax(ts_tensor *out, const ts_tensor *x, int dim, bool log)
 {
-    ts_dtype ct = compute_dtype(out->dtype);
+    ts_dtype ct = ts_float_compute_dtype(out->dtype);
     softmax_job j = { ct == TS_F64, log, NULL, NULL, 1, 1, 1, 1 };
     for (int i = 0; i < x->ndim; i++) {
         if (i < dim) j.outer *= x->shape[i];
@@ -508,7 +465,7 @@ ts_status ts_cpu_softmax(ts_tensor *out, const ts_tensor *x, int dim, bool log)
     if (x->ndim > 0) j.d = x->shape[dim];
     j.nchunks = (j.inner + SOFTMAX_COLS - 1) / SOFTMAX_COLS;
     if (ts_tensor_numel(x) == 0) return TS_OK;
-    ts_tensor *xc = contiguous_as(x, ct);
+    ts_tensor *xc = ts_contiguous_as(x, ct);
     bool in_place = out->dtype == ct && ts_tensor_is_contiguous(out);
     ts_tensor *yc = !xc ? NULL : in_place ? out : ts_tensor_new(out->shape, out->ndim, ct);
     ts_status status = TS_OK;

@@ -21,34 +21,12 @@
 
 /* ---- shared helpers ---------------------------------------------------------------------- */
 
-static ts_dtype compute_dtype(ts_dtype dt) { return dt == TS_F64 ? TS_F64 : TS_F32; }
-
-static ts_tensor *contiguous_as(const ts_tensor *t, ts_dtype dt)
-{
-    return t->dtype == dt ? ts_contiguous(t) : ts_to_dtype(t, dt);
-}
-
-/* Narrows a compute-dtype result to dt (takes y). */
-static ts_tensor *narrow_to(ts_tensor *y, ts_dtype dt)
-{
-    if (!y || y->dtype == dt) return y;
-    ts_tensor *r = ts_to_dtype(y, dt);
-    ts_tensor_release(y);
-    return r;
-}
-
-static ts_status require_float(const char *op, const char *what, const ts_tensor *t)
-{
-    if (!ts_dtype_is_float(t->dtype))
-        return ts_fail(TS_ERR_ARG, "%s: %s needs a floating dtype, got %s", op, what, ts_dtype_name(t->dtype));
-    return ts_require_cpu(op, t);
-}
 
 /* Fails unless the optional t is a floating 1-D tensor of n elements. */
 static ts_status check_vector(const char *op, const char *what, const ts_tensor *t, int64_t n)
 {
     if (!t) return TS_OK;
-    if (require_float(op, what, t)) return ts_last_status();
+    if (ts_require_float_cpu(op, what, t)) return ts_last_status();
     if (t->ndim != 1 || t->shape[0] != n) {
         char s[TS_SHAPE_STR_CAP];
         return ts_fail(TS_ERR_ARG, "%s: %s must be [%lld], got %s", op, what, (long long)n,
@@ -148,18 +126,6 @@ TS_NN_INLINE double lanes_total(double *acc)
     return acc[0];
 }
 
-TS_NN_INLINE double sum_run(const char *p, int64_t n, bool dbl)
-{
-    if (n < LANES) {   /* short runs (small planes): no lanes to set up and add */
-        double t = 0;
-        for (int64_t i = 0; i < n; i++) t += dbl ? ((const double *)p)[i] : ((const float *)p)[i];
-        return t;
-    }
-    double acc[LANES] = { 0 };
-    lanes_sum(acc, p, n, dbl);
-    return lanes_total(acc);
-}
-
 TS_NN_INLINE double sqdev_run(const char *p, int64_t n, double m, bool dbl)
 {
     if (n < LANES) {
@@ -241,7 +207,7 @@ static void bn_forward_channels(int64_t begin, int64_t end, void *ctx)
     for (int64_t n = 0; n < j->n; n++)
         for (int64_t c = begin; c < end; c++) {
             const char *xp = j->x + (n * j->c + c) * j->inner * es;
-            double pm = sum_run(xp, j->inner, j->dbl) / per, pq = sqdev_run(xp, j->inner, pm, j->dbl);
+            double pm = ts_sum_run(xp, j->inner, j->dbl) / per, pq = sqdev_run(xp, j->inner, pm, j->dbl);
             if (n == 0) {
                 j->mean[c] = pm;
                 j->var[c] = pq;   /* the sum of squared deviations until the end */
@@ -280,7 +246,7 @@ static ts_status bn_check(const char *op, const ts_tensor *x, const ts_tensor *w
                           const ts_tensor *mean, const ts_tensor *var, int64_t *c)
 {
     char sx[TS_SHAPE_STR_CAP];
-    if (require_float(op, "input", x)) return ts_last_status();
+    if (ts_require_float_cpu(op, "input", x)) return ts_last_status();
     if (x->ndim < 2)
         return ts_fail(TS_ERR_ARG, "%s: input must be [N, C, ...] (at least 2 dims), got %s", op,
                        ts_shape_str(x->shape, x->ndim, sx, sizeof sx));
@@ -307,7 +273,7 @@ ts_tensor *ts_batch_norm_train(const ts_tensor *x, const ts_tensor *weight, cons
                             ts_shape_str(x->shape, x->ndim, sx, sizeof sx));
     if ((running_mean && ts_require_writable(op, running_mean)) || (running_var && ts_require_writable(op, running_var)))
         return NULL;
-    ts_dtype ct = compute_dtype(x->dtype);
+    ts_dtype ct = ts_float_compute_dtype(x->dtype);
     bool bad = false;
     double *w = values_of(weight, c, &bad), *b = bad ? NULL : values_of(bias, c, &bad);
     double *stats = bad ? NULL : malloc(sizeof(double) * (size_t)(3 * c));
@@ -316,7 +282,7 @@ ts_tensor *ts_batch_norm_train(const ts_tensor *x, const ts_tensor *weight, cons
         if (!bad) ts_fail(TS_ERR_MEMORY, "%s: out of memory", op);
         goto fail;
     }
-    if (!(xc = contiguous_as(x, ct)) || !(y = ts_tensor_new(x->shape, x->ndim, ct))) goto fail;
+    if (!(xc = ts_contiguous_as(x, ct)) || !(y = ts_tensor_new(x->shape, x->ndim, ct))) goto fail;
     bn_job j = { .dbl = ct == TS_F64, .x = ts_tensor_data(xc), .out = ts_tensor_data(y), .n = x->shape[0], .c = c,
                  .inner = count / x->shape[0], .eps = eps, .w = w, .b = b, .mean = stats, .var = stats + c,
                  .invstd = stats + 2 * c };
@@ -329,7 +295,7 @@ ts_tensor *ts_batch_norm_train(const ts_tensor *x, const ts_tensor *weight, cons
     free(b);
     free(stats);
     ts_tensor_release(xc);
-    if (!(y = narrow_to(y, x->dtype))) {
+    if (!(y = ts_narrow_dtype(y, x->dtype))) {
         ts_tensor_release(sm);
         ts_tensor_release(si);
         return NULL;
@@ -385,8 +351,8 @@ static void bn_backward_channels(int64_t begin, int64_t end, void *ctx)
 /* Shared body of both batch norm backwards: the job has mean/invstd/w set. */
 static ts_status bn_backward_run(bn_job *j, const ts_tensor *gy, const ts_tensor *x, ts_tensor **gx, double *sums)
 {
-    ts_dtype ct = compute_dtype(x->dtype);
-    ts_tensor *gc = contiguous_as(gy, ct), *xc = gc ? contiguous_as(x, ct) : NULL;
+    ts_dtype ct = ts_float_compute_dtype(x->dtype);
+    ts_tensor *gc = ts_contiguous_as(gy, ct), *xc = gc ? ts_contiguous_as(x, ct) : NULL;
     ts_tensor *r = xc && gx ? ts_tensor_new(x->shape, x->ndim, ct) : NULL;
     if (!xc || (gx && !r)) {
         ts_tensor_release(gc);
@@ -414,7 +380,7 @@ ts_status ts_batch_norm_train_backward(const ts_tensor *gy, const ts_tensor *x, 
                                        const ts_tensor *save_mean, const ts_tensor *save_invstd,
                                        ts_tensor **gx, ts_tensor **gw, ts_tensor **gb)
 {
-    ts_dtype ct = compute_dtype(x->dtype);
+    ts_dtype ct = ts_float_compute_dtype(x->dtype);
     int64_t c = x->shape[1];
     if (gx) *gx = NULL;
     if (gw) *gw = NULL;
@@ -449,7 +415,7 @@ ts_status ts_batch_norm_backward(const ts_tensor *gy, const ts_tensor *x, const 
                                  const ts_tensor *weight, double eps, ts_tensor **gx, ts_tensor **gmean,
                                  ts_tensor **gvar, ts_tensor **gw, ts_tensor **gb)
 {
-    ts_dtype ct = compute_dtype(x->dtype);
+    ts_dtype ct = ts_float_compute_dtype(x->dtype);
     int64_t c = x->shape[1];
     ts_tensor **outs[5] = { gx, gmean, gvar, gw, gb };
     for (int i = 0; i < 5; i++)
@@ -518,7 +484,7 @@ static void ln_row(const ln_job *j, int64_t r, double *gwp, double *gbp)
 {
     int64_t d = j->len, es = j->dbl ? 8 : 4;
     const char *xr = j->x + r * d * es, *gr = j->gy + r * d * es;
-    double mean = sum_run(xr, d, j->dbl) / (double)d;
+    double mean = ts_sum_run(xr, d, j->dbl) / (double)d;
     double rstd = 1.0 / sqrt(sqdev_run(xr, d, mean, j->dbl) / (double)d + j->eps);
     double a = 0, b = 0;         /* sum gy w, sum gy w (x - mean) */
     for (int64_t i = 0; i < d; i++) {
@@ -576,7 +542,7 @@ static ts_tensor *sum_partials(const double *part, int64_t nchunks, int64_t n, t
 ts_status ts_layer_norm_backward(const ts_tensor *gy, const ts_tensor *x, int norm_ndim, const ts_tensor *weight,
                                  double eps, ts_tensor **gx, ts_tensor **gw, ts_tensor **gb)
 {
-    ts_dtype ct = compute_dtype(x->dtype);
+    ts_dtype ct = ts_float_compute_dtype(x->dtype);
     int64_t len = 1;
     for (int i = x->ndim - norm_ndim; i < x->ndim; i++) len *= x->shape[i];
     int64_t rows = len ? ts_tensor_numel(x) / len : 0;
@@ -597,7 +563,7 @@ ts_status ts_layer_norm_backward(const ts_tensor *gy, const ts_tensor *x, int no
         st = bad ? ts_last_status() : ts_fail(TS_ERR_MEMORY, "layer_norm backward: out of memory");
         goto done;
     }
-    if (!(gc = contiguous_as(gy, ct)) || !(xc = contiguous_as(x, ct)) ||
+    if (!(gc = ts_contiguous_as(gy, ct)) || !(xc = ts_contiguous_as(x, ct)) ||
         (gx && !(r = ts_tensor_new(x->shape, x->ndim, ct)))) {
         st = ts_last_status();
         goto done;
@@ -643,7 +609,7 @@ static void gn_rows(int64_t begin, int64_t end, void *ctx)
     for (int64_t r = begin; r < end; r++) {
         int64_t n = r / j->groups, c0 = (r % j->groups) * cg;
         const char *xr = j->x + r * len * es, *gr = j->gy + r * len * es;
-        double mean = sum_run(xr, len, j->dbl) / (double)len;
+        double mean = ts_sum_run(xr, len, j->dbl) / (double)len;
         double rstd = 1.0 / sqrt(sqdev_run(xr, len, mean, j->dbl) / (double)len + j->eps);
         double a = 0, b = 0;     /* sum gy w, sum gy w (x - mean) rstd */
         for (int64_t k = 0; k < cg; k++) {
@@ -669,7 +635,7 @@ static void gn_rows(int64_t begin, int64_t end, void *ctx)
 ts_status ts_group_norm_backward(const ts_tensor *gy, const ts_tensor *x, int64_t groups, const ts_tensor *weight,
                                  double eps, ts_tensor **gx, ts_tensor **gw, ts_tensor **gb)
 {
-    ts_dtype ct = compute_dtype(x->dtype);
+    ts_dtype ct = ts_float_compute_dtype(x->dtype);
     int64_t n = x->shape[0], c = x->shape[1], spatial = 1;
     for (int i = 2; i < x->ndim; i++) spatial *= x->shape[i];
     if (gx) *gx = NULL;
@@ -684,7 +650,7 @@ ts_status ts_group_norm_backward(const ts_tensor *gy, const ts_tensor *x, int64_
         st = bad ? ts_last_status() : ts_fail(TS_ERR_MEMORY, "group_norm backward: out of memory");
         goto done;
     }
-    if (!(gc = contiguous_as(gy, ct)) || !(xc = contiguous_as(x, ct)) ||
+    if (!(gc = ts_contiguous_as(gy, ct)) || !(xc = ts_contiguous_as(x, ct)) ||
         (gx && !(r = ts_tensor_new(x->shape, x->ndim, ct)))) {
         st = ts_last_status();
         goto done;
@@ -765,7 +731,7 @@ static void smb_units(int64_t begin, int64_t end, void *ctx)
 
 ts_tensor *ts_softmax_backward(const ts_tensor *gy, const ts_tensor *y, int dim, bool log)
 {
-    ts_dtype ct = compute_dtype(y->dtype);
+    ts_dtype ct = ts_float_compute_dtype(y->dtype);
     smb_job j = { ct == TS_F64, log, NULL, NULL, NULL, 1, 1, 1, 1 };
     for (int i = 0; i < y->ndim; i++) {
         if (i < dim) j.outer *= y->shape[i];
@@ -773,7 +739,7 @@ ts_tensor *ts_softmax_backward(const ts_tensor *gy, const ts_tensor *y, int dim,
     }
     if (y->ndim > 0) j.d = y->shape[dim];
     j.nchunks = (j.inner + COLS - 1) / COLS;
-    ts_tensor *gc = contiguous_as(gy, ct), *yc = gc ? contiguous_as(y, ct) : NULL;
+    ts_tensor *gc = ts_contiguous_as(gy, ct), *yc = gc ? ts_contiguous_as(y, ct) : NULL;
     ts_tensor *gx = yc ? ts_tensor_new(y->shape, y->ndim, ct) : NULL;
     if (gx && ts_tensor_numel(y) > 0) {
         j.g = ts_tensor_data(gc);

@@ -38,28 +38,6 @@ static inline void st(char *p, int64_t i, double v, bool dbl)
     else ((float *)p)[i] = (float)v;
 }
 
-/* Sum of n contiguous values in double, over LANES partial sums so the
- * compiler can vectorise it (a fixed order: results stay deterministic). */
-#define LANES 8
-static double sum_run(const char *p, int64_t n, bool dbl)
-{
-    double acc[LANES] = { 0 }, s = 0;
-    int64_t i = 0;
-    if (dbl) {
-        const double *x = (const double *)p;
-        for (; i + LANES <= n; i += LANES)
-            for (int k = 0; k < LANES; k++) acc[k] += x[i + k];
-        for (; i < n; i++) s += x[i];
-    } else {
-        const float *x = (const float *)p;
-        for (; i + LANES <= n; i += LANES)
-            for (int k = 0; k < LANES; k++) acc[k] += x[i + k];
-        for (; i < n; i++) s += x[i];
-    }
-    for (int k = 0; k < LANES; k++) s += acc[k];
-    return s;
-}
-
 /* ---- kernels: one (n, c) plane each ------------------------------------------------ */
 
 static inline void max_plane(const pool_job *j, const char *x, char *y, int64_t *idx, bool dbl)
@@ -104,7 +82,7 @@ static inline void avg_plane(const pool_job *j, const char *x, char *y, bool dbl
             if (w0 < 0) w0 = 0;
             if (w1 > j->w) w1 = j->w;
             double sum = 0;
-            for (int64_t h = h0; h < h1; h++) sum += sum_run(x + (h * j->w + w0) * (dbl ? 8 : 4), w1 - w0, dbl);
+            for (int64_t h = h0; h < h1; h++) sum += ts_sum_run(x + (h * j->w + w0) * (dbl ? 8 : 4), w1 - w0, dbl);
             int64_t count = p->count_include_pad ? hspan * wspan : (h1 - h0) * (w1 - w0);
             st(y, oh * j->ow + ow, count > 0 ? sum / (double)count : 0.0, dbl);
         }
@@ -125,7 +103,7 @@ static inline void adaptive_plane(const pool_job *j, const char *x, char *y, boo
             double acc = max ? -INFINITY : 0.0;
             for (int64_t h = h0; h < h1; h++) {
                 if (!max) {
-                    acc += sum_run(x + (h * j->w + w0) * es, w1 - w0, dbl);
+                    acc += ts_sum_run(x + (h * j->w + w0) * es, w1 - w0, dbl);
                     continue;
                 }
                 for (int64_t w = w0; w < w1; w++) {
@@ -193,21 +171,6 @@ static ts_status pool_check_window(const char *op, bool is_max, const ts_pool_pa
     return TS_OK;
 }
 
-/* A contiguous copy of t in dtype dt (t itself, retained, when it already is). */
-static ts_tensor *contiguous_as(const ts_tensor *t, ts_dtype dt)
-{
-    return t->dtype == dt ? ts_contiguous(t) : ts_to_dtype(t, dt);
-}
-
-/* Narrows a compute-dtype result to dt (takes y). */
-static ts_tensor *narrow_to(ts_tensor *y, ts_dtype dt)
-{
-    if (!y || y->dtype == dt) return y;
-    ts_tensor *r = ts_to_dtype(y, dt);
-    ts_tensor_release(y);
-    return r;
-}
-
 /* Runs a pool of `kind` over the last nsp dims of x; adaptive kinds take
  * their output size in out_size[0..1] (entry 0 unused when nsp == 1). */
 static ts_tensor *pool_run(const char *op, pool_kind kind, const ts_tensor *x, const ts_pool_params *p, int nsp,
@@ -242,7 +205,7 @@ static ts_tensor *pool_run(const char *op, pool_kind kind, const ts_tensor *x, c
     for (int i = 0; i < x->ndim - nsp; i++) planes *= x->shape[i];
 
     ts_dtype ct = x->dtype == TS_F64 ? TS_F64 : TS_F32;
-    ts_tensor *xc = contiguous_as(x, ct);
+    ts_tensor *xc = ts_contiguous_as(x, ct);
     ts_tensor *y = xc ? ts_tensor_new(shape, x->ndim, ct) : NULL;
     ts_tensor *idx = y && indices ? ts_tensor_new(shape, x->ndim, TS_I64) : NULL;
     if (!y || (indices && !idx)) {
@@ -258,7 +221,7 @@ static ts_tensor *pool_run(const char *op, pool_kind kind, const ts_tensor *x, c
     int64_t grain = TS_GRAIN_HEAVY / (work > 0 ? work : 1) + 1;
     ts_parallel_for(planes, grain, pool_planes, &j);
     ts_tensor_release(xc);
-    if (!(y = narrow_to(y, x->dtype))) {
+    if (!(y = ts_narrow_dtype(y, x->dtype))) {
         ts_tensor_release(idx);
         return NULL;
     }

@@ -28,11 +28,6 @@ static ts_pool_params params_2d(const ts_pool_params *p, int nsp)
     return q;
 }
 
-static ts_tensor *contiguous_as(const ts_tensor *t, ts_dtype dt)
-{
-    return t->dtype == dt ? ts_contiguous(t) : ts_to_dtype(t, dt);
-}
-
 /* Adaptive windows: [floor(o*I/O), ceil((o+1)*I/O)). */
 static int64_t adaptive_start(int64_t o, int64_t in, int64_t out) { return o * in / out; }
 static int64_t adaptive_end(int64_t o, int64_t in, int64_t out) { return ((o + 1) * in + out - 1) / out; }
@@ -212,7 +207,7 @@ ts_tensor *ts_max_pool_indices(const char *op, const ts_tensor *x, const ts_pool
     for (int i = 0; i < x->ndim - nsp; i++) planes *= x->shape[i];
 
     ts_dtype ct = x->dtype == TS_F64 ? TS_F64 : TS_F32;
-    ts_tensor *xc = contiguous_as(x, ct);
+    ts_tensor *xc = ts_contiguous_as(x, ct);
     ts_tensor *y = xc ? ts_tensor_new(shape, x->ndim, ct) : NULL;
     ts_tensor *idx = y ? ts_tensor_new(shape, x->ndim, TS_I64) : NULL;
     if (!idx) {
@@ -277,7 +272,7 @@ ts_tensor *ts_max_pool_backward(const ts_tensor *gy, const ts_tensor *indices, c
 {
     ts_dtype ct = gy->dtype == TS_F64 ? TS_F64 : TS_F32;
     if (ts_require_cpu("max_pool backward", gy)) return NULL;
-    ts_tensor *gc = contiguous_as(gy, ct), *ic = gc ? contiguous_as(indices, TS_I64) : NULL;
+    ts_tensor *gc = ts_contiguous_as(gy, ct), *ic = gc ? ts_contiguous_as(indices, TS_I64) : NULL;
     ts_tensor *gx = ic ? ts_tensor_zeros(in_shape, in_ndim, ct) : NULL;
     if (gx) {
         route_job j = { ct == TS_F64, ts_tensor_data(gc), ts_tensor_data(ic), ts_tensor_data(gx), 1, 1 };
@@ -369,7 +364,7 @@ ts_tensor *ts_avg_pool_backward(const ts_tensor *gy, const int64_t *in_shape, in
     j.ow = gy->shape[gy->ndim - 1];
     int64_t planes = 1;
     for (int i = 0; i < in_ndim - nsp; i++) planes *= in_shape[i];
-    ts_tensor *gc = contiguous_as(gy, ct);
+    ts_tensor *gc = ts_contiguous_as(gy, ct);
     ts_tensor *gx = gc ? ts_tensor_zeros(in_shape, in_ndim, ct) : NULL;
     if (gx) {
         j.gy = ts_tensor_data(gc);
