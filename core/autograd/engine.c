@@ -295,7 +295,10 @@ ts_status ts_backward(ts_tensor *root, const ts_tensor *grad, bool retain_graph)
             return ts_fail(TS_ERR_ARG, "backward: gradient of shape %s given for a tensor of shape %s",
                            ts_shape_str(grad->shape, grad->ndim, a, sizeof a), ts_shape_str(root->shape, root->ndim, b, sizeof b));
         }
-        g0 = ts_to_dtype(grad, root->dtype);
+        /* the walk never writes into gradients it was given (accumulate builds
+         * new tensors; leaves get their own buffer), so the caller's can be shared */
+        if (grad->dtype == root->dtype) { ts_tensor_retain((ts_tensor *)grad); g0 = (ts_tensor *)grad; }
+        else g0 = ts_to_dtype(grad, root->dtype);
     } else {
         if (ts_tensor_numel(root) != 1) {
             char a[TS_SHAPE_STR_CAP];
