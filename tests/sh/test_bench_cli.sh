@@ -32,9 +32,11 @@ check "jsonl, csv, markdown and table output" t_formats
 t_baseline_pass() {
   "$torsh" bench $ex $fast --save-baseline "$tmp/base.json" > /dev/null || return 1
   [ -f "$tmp/base.json" ] && [ ! -e "$tmp/base.json.tmp" ] || return 1
-  # a generous tolerance: timing noise on a loaded machine (tiny cases, short
-  # runs) must not count as a regression; the doctored test below is 100x
-  "$torsh" bench $ex $fast --baseline "$tmp/base.json" --tolerance 3 > /dev/null 2> "$tmp/err" || { cat "$tmp/err"; return 1; }
+  # this checks the round trip, not timing: tiny cases timed while the rest
+  # of the suite (ASan builds included) loads the machine were seen 10x off,
+  # so the tolerance is far beyond any noise; detection itself is tested by
+  # the doctored baseline below (medians / 100, default tolerance)
+  "$torsh" bench $ex $fast --baseline "$tmp/base.json" --tolerance 1000 > /dev/null 2> "$tmp/err" || { cat "$tmp/err"; return 1; }
   grep -q "no regressions" "$tmp/err"
 }
 check "--save-baseline then --baseline passes" t_baseline_pass
