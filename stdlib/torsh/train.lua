@@ -240,6 +240,8 @@ function M.fit(o)
     end
   end)
   torsh.trap_interrupt(false)
+  -- a run resumed after its last epoch still leaves its metrics file behind
+  if ok then write_metrics(o.metrics, run.history) end
   if not ok then
     if type(err) == "table" and err.interrupted then
       log(string.format("interrupted at epoch %d step %d%s", run.epoch, run.step,
