@@ -4,9 +4,9 @@
 # apt-get line to run and exits 1. Idempotent: exits at once when all is there.
 set -euo pipefail
 
-BUILD_PKGS="build-essential cmake pkg-config liblua5.4-dev lua5.4 lua-cjson libopenblas-dev libopenblas0-pthread zlib1g-dev libreadline-dev libcurl4-openssl-dev"
+BUILD_PKGS="build-essential cmake pkg-config liblua5.4-dev lua5.4 lua-cjson libopenblas-dev libopenblas0-pthread zlib1g-dev libreadline-dev libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler"
 # reference outputs and benchmarks compare against real PyTorch / NumPy
-TEST_PKGS="python3-numpy python3-torch python3-torchvision nginx-light curl dataset-fashion-mnist"
+TEST_PKGS="python3-numpy python3-torch python3-torchvision python3-onnx python3-protobuf chromium nginx-light curl dataset-fashion-mnist"
 
 missing=()
 for p in $BUILD_PKGS ${TORSH_SKIP_TEST_DEPS:+} $([ -n "${TORSH_SKIP_TEST_DEPS:-}" ] || echo "$TEST_PKGS"); do

@@ -34,5 +34,7 @@
 #include "torsh/io.h"
 #include "torsh/data.h"
 #include "torsh/optim.h"
+#include "torsh/graph.h"
+#include "torsh/prof_hook.h"
 
 #endif
