@@ -56,6 +56,12 @@ int luaopen_torsh(lua_State *L)
     tsL_open_optim(L, module);
     tsL_open_io(L, module);
     tsL_open_hub(L, module);
+    tsL_open_graph(L, module);
+    tsL_open_prof(L, module);
+    tsL_open_tb(L, module);
+    tsL_open_safetensors(L, module);
+    tsL_open_npz(L, module);
+    tsL_open_pt(L, module);
 
     lua_pushvalue(L, methods);
     lua_setfield(L, module, "Tensor");            /* torsh.Tensor: the method table, extendable from Lua */

@@ -58,6 +58,38 @@ static int l_cpu(lua_State *L)
     return 1;
 }
 
+/* torsh.cuda_probe() -> {driver_found=, driver_version=, runtime_found=, runtime_version=,
+ * driver_path=, runtime_path=, error=, devices={{name=, total_memory=, capability="8.9",
+ * multiprocessors=}}}: CUDA found at run time by dlopen (torsh/sysinfo.h). */
+static int l_cuda_probe(lua_State *L)
+{
+    ts_cuda_info info;
+    ts_cuda_probe(&info);
+    lua_createtable(L, 0, 8);
+    lua_pushboolean(L, info.driver_found); lua_setfield(L, -2, "driver_found");
+    lua_pushinteger(L, info.driver_version); lua_setfield(L, -2, "driver_version");
+    lua_pushboolean(L, info.runtime_found); lua_setfield(L, -2, "runtime_found");
+    lua_pushinteger(L, info.runtime_version); lua_setfield(L, -2, "runtime_version");
+    lua_pushstring(L, info.driver_path); lua_setfield(L, -2, "driver_path");
+    lua_pushstring(L, info.runtime_path); lua_setfield(L, -2, "runtime_path");
+    lua_pushstring(L, info.error); lua_setfield(L, -2, "error");
+    lua_createtable(L, info.device_count, 0);
+    for (int i = 0; i < info.device_count; i++) {
+        const ts_cuda_device *d = &info.devices[i];
+        lua_createtable(L, 0, 4);
+        lua_pushstring(L, d->name); lua_setfield(L, -2, "name");
+        lua_pushinteger(L, d->total_memory); lua_setfield(L, -2, "total_memory");
+        lua_pushfstring(L, "%d.%d", d->cc_major, d->cc_minor); lua_setfield(L, -2, "capability");
+        lua_pushinteger(L, d->multiprocessors); lua_setfield(L, -2, "multiprocessors");
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "devices");
+    return 1;
+}
+
+/* torsh.build_info() -> one-line summary of how libtorsh was compiled */
+static int l_build_info(lua_State *L) { lua_pushstring(L, ts_build_info()); return 1; }
+
 /* torsh.blas() -> {library=, kernel=, config=, threads=, coretype_forced=} or nil, err */
 static int l_blas(lua_State *L)
 {
@@ -149,7 +181,7 @@ static int l_interrupted(lua_State *L) { lua_pushboolean(L, interrupted_flag != 
 static const luaL_Reg fns[] = {
     {"clock", l_clock}, {"isatty", l_isatty}, {"trap_interrupt", l_trap_interrupt}, {"interrupted", l_interrupted},
     {"set_num_threads", l_set_num_threads}, {"get_num_threads", l_get_num_threads}, {"num_cores", l_num_cores},
-    {"memory", l_memory}, {"empty_cache", l_empty_cache}, {"reset_peak_memory", l_reset_peak_memory}, {"cpu", l_cpu}, {"blas", l_blas},
+    {"memory", l_memory}, {"empty_cache", l_empty_cache}, {"reset_peak_memory", l_reset_peak_memory}, {"cpu", l_cpu}, {"cuda_probe", l_cuda_probe}, {"build_info", l_build_info}, {"blas", l_blas},
     {"manual_seed", l_manual_seed}, {"get_rng_state", l_get_rng_state}, {"set_rng_state", l_set_rng_state},
     {NULL, NULL}
 };

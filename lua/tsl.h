@@ -78,6 +78,12 @@ void tsL_open_data(lua_State *L, int module);
 void tsL_open_optim(lua_State *L, int module);
 void tsL_open_io(lua_State *L, int module);
 void tsL_open_hub(lua_State *L, int module);
+void tsL_open_graph(lua_State *L, int module);
+void tsL_open_prof(lua_State *L, int module);
+void tsL_open_tb(lua_State *L, int module);
+void tsL_open_safetensors(lua_State *L, int module);
+void tsL_open_npz(lua_State *L, int module);
+void tsL_open_pt(lua_State *L, int module);
 void tsL_open_autograd(lua_State *L, int methods, int module, int mt);
 
 #endif

@@ -26,6 +26,7 @@ local opts = cli.parse(arg, {
     { "checkpoint-every", "STEPS", help = "also checkpoint every STEPS steps" },
     { "resume", "PATH", help = "continue from a checkpoint (bit-identical to an uninterrupted run)" },
     { "metrics", "PATH", help = "write one JSON object per epoch (JSON lines)" },
+    { "tensorboard", "DIR", help = "log loss, learning rate and epoch metrics for TensorBoard to DIR" },
     { "save", "PATH", help = "save the trained model's state dict (.torsh, or .pt/.pth for PyTorch)" },
     { "seed", "N", default = "0", help = "random seed (init, shuffling, augmentation)" },
     { "amp", "bf16", choices = { "bf16" }, help = "mixed precision: linear/conv in bf16, f32 master weights" },
@@ -35,6 +36,7 @@ local opts = cli.parse(arg, {
   },
   examples = { "torsh recipes/fashion_mnist.lua --epochs 2 --metrics m.jsonl",
                "torsh recipes/fashion_mnist.lua --epochs 10 --augment --checkpoint run/ckpt.torsh",
+               "torsh recipes/fashion_mnist.lua --epochs 2 --tensorboard runs/cnn   # then: tensorboard --logdir runs",
                "torsh recipes/fashion_mnist.lua --epochs 10 --augment --checkpoint run/ckpt.torsh --resume run/ckpt.torsh" },
 })
 
@@ -65,7 +67,7 @@ local history = train.fit {
   model = model, optimizer = opt, train_loader = train_loader, test_loader = test_loader,
   epochs = epochs, checkpoint = opts.checkpoint, scheduler = scheduler, scheduler_interval = "step",
   checkpoint_every = opts["checkpoint-every"] and tonumber(opts["checkpoint-every"]),
-  resume = opts.resume, metrics = opts.metrics, autocast = opts.amp,
+  resume = opts.resume, metrics = opts.metrics, autocast = opts.amp, tensorboard = opts.tensorboard,
 }
 
 if opts.save then

@@ -4,7 +4,8 @@ local cli = require "torsh.cli"
 local opts = cli.parse(arg, {
   name = "info",
   summary = "Shows what torsh runs on: versions, OS, CPU model and features, the BLAS\n" ..
-            "library and the kernel family it uses, thread counts and memory.",
+            "library and the kernel family it uses, thread counts, memory, how torsh was built,\n" ..
+            "the CUDA driver, runtime and GPUs (found at run time), and where caches and data sets live.",
   options = { { "format", "table|json|yaml", default = "table", choices = { "table", "json", "yaml" },
                 help = "output format" } },
   examples = { "torsh info", "torsh info --format json > env.json" },
@@ -55,11 +56,28 @@ local info = {
     library = blas.library, kernel = blas.kernel, config = blas.config, threads = blas.threads,
     coretype_forced = blas.coretype_forced,
   } or { error = blas_err },
+  build = torsh.build_info(),
+  cuda = torsh.cuda_probe(),
   paths = {
+    datasets = "/usr/share/datasets",
+    hub_cache = os.getenv("TORSH_HUB_CACHE") or ((os.getenv("TORSH_HOME") or ((os.getenv("HOME") or "") .. "/.cache/torsh")) .. "/hub"),
     stdlib = package.path:match("([^;]*)/%?%.lua") or "",
     torsh_home = os.getenv("TORSH_HOME") or ((os.getenv("HOME") or "") .. "/.cache/torsh"),
   },
 }
+
+local function cuda_text(c)
+  if not c.driver_found then
+    return (c.error ~= "" and c.error or "not found") .. (c.runtime_found and (", runtime " .. c.runtime_version) or "")
+  end
+  local parts = { ("driver %d.%d"):format(c.driver_version // 1000, c.driver_version % 1000 // 10) }
+  if c.runtime_found then parts[#parts + 1] = ("runtime %d.%d"):format(c.runtime_version // 1000, c.runtime_version % 1000 // 10) end
+  for i, dev in ipairs(c.devices) do
+    parts[#parts + 1] = ("GPU %d: %s, %.1f GiB, compute %s"):format(i - 1, dev.name, dev.total_memory / 2 ^ 30, dev.capability)
+  end
+  if #c.devices == 0 then parts[#parts + 1] = "no devices" end
+  return table.concat(parts, "; ")
+end
 
 local function as_table(d)
   local function gib(b) return string.format("%.1f GiB", b / 2 ^ 30) end
@@ -72,7 +90,11 @@ local function as_table(d)
     { "BLAS", d.blas.error or string.format("%s, kernel %s%s, %d threads", d.blas.library, d.blas.kernel,
         d.blas.coretype_forced and " (selected by torsh: OPENBLAS_CORETYPE=SkylakeX)" or "", d.blas.threads) },
     { "BLAS config", d.blas.config or "" },
+    { "build", d.build },
+    { "CUDA", cuda_text(d.cuda) },
     { "stdlib", d.paths.stdlib },
+    { "datasets", d.paths.datasets },
+    { "hub cache", d.paths.hub_cache },
     { "cache", d.paths.torsh_home },
   }
   local out = {}

@@ -12,7 +12,8 @@ recipes shipped with torsh:
   recipes/fashion_mnist_mlp.lua   784-256-128-10 MLP on Fashion-MNIST
 
 common options: --epochs N --lr RATE --batch N --augment --checkpoint PATH
-                --resume PATH --metrics PATH --save PATH --seed N --threads N
+                --resume PATH --metrics PATH --tensorboard DIR --save PATH
+                --seed N --threads N
 
 examples:
   torsh train recipes/fashion_mnist.lua --epochs 2 --metrics m.jsonl

@@ -147,7 +147,13 @@ static _Atomic int64_t live[TS_DEVICE_TYPES], peak[TS_DEVICE_TYPES], count[TS_DE
 
 static ts_allocator host;      /* host-installed allocator, when .alloc != NULL */
 
-void ts_mem_count(ts_device_type dev, int64_t delta)
+/* The profiler's allocation observer (core/prof): NULL when off, so every
+ * allocation and free pays one load and one branch, nothing more. */
+static ts_mem_observer_fn volatile observer;
+
+void ts_mem_set_observer(ts_mem_observer_fn fn) { observer = fn; }
+
+static void count_bytes(ts_device_type dev, int64_t delta)
 {
     int64_t now = atomic_fetch_add(&live[dev], delta) + delta;
     if (delta > 0) {
@@ -155,6 +161,13 @@ void ts_mem_count(ts_device_type dev, int64_t delta)
         int64_t p = atomic_load(&peak[dev]);
         while (now > p && !atomic_compare_exchange_weak(&peak[dev], &p, now)) {}
     }
+}
+
+void ts_mem_count(ts_device_type dev, int64_t delta)
+{
+    count_bytes(dev, delta);
+    ts_mem_observer_fn obs = observer;
+    if (obs) obs(NULL, delta, dev);
 }
 
 /* Small-block cache: blocks of up to 4 KiB, bucketed by 64-byte size class,
@@ -195,7 +208,9 @@ void *ts_mem_alloc(size_t nbytes)
     }
     if (!p)
         return ts_fail_null(TS_ERR_MEMORY, "out of memory allocating %zu bytes", nbytes);
-    ts_mem_count(TS_CPU, (int64_t)sz);
+    count_bytes(TS_CPU, (int64_t)sz);
+    ts_mem_observer_fn obs = observer;
+    if (obs) obs(p, (int64_t)sz, TS_CPU);
     return p;
 }
 
@@ -203,7 +218,9 @@ void ts_mem_free(void *ptr, size_t nbytes)
 {
     if (!ptr) return;
     size_t sz = block_size(nbytes);
-    ts_mem_count(TS_CPU, -(int64_t)sz);
+    count_bytes(TS_CPU, -(int64_t)sz);
+    ts_mem_observer_fn obs = observer;
+    if (obs) obs(ptr, -(int64_t)sz, TS_CPU);
     if (host.alloc) {
         host.free(ptr, sz, host.user);
         return;

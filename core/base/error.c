@@ -5,7 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-static _Thread_local char err_msg[1024];
+static _Thread_local char err_msg[4096];   /* room for "supported ops: ..." lists */
 static _Thread_local ts_status err_code;
 
 static void set_error(ts_status code, const char *fmt, va_list ap)

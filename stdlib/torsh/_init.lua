@@ -21,7 +21,8 @@ torsh.autograd = require "torsh.autograd"
 
 -- Library parts load on first use: torsh.nn, torsh.optim, torsh.data, ...
 local lazy = { nn = "torsh.nn", optim = "torsh.optim", data = "torsh.data", cli = "torsh.cli", hub = "torsh.hub",
-               train = "torsh.train" }
+               train = "torsh.train", jit = "torsh.jit", model = "torsh.model", profiler = "torsh.profiler",
+               tb = "torsh.tb", onnx = "torsh.onnx", safetensors = "torsh.safetensors" }
 local lazy_fn = { save = "torsh.io", load = "torsh.io" }
 setmetatable(torsh, { __index = function(t, k)
   if lazy[k] then

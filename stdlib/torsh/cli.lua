@@ -37,7 +37,8 @@ local function help_text(spec)
 end
 
 --- M.parse(args, spec) -> opts table (positional arguments in opts[1..n]).
---- spec.options: { {name, metavar, default=, flag=true, choices={...}, help=} ... }
+--- spec.options: { {name, metavar, default=, flag=true, multi=true, choices={...}, help=} ... }
+--- (multi: the option may repeat; its value is the list of the values given)
 function M.parse(args, spec)
   local opts, byname = {}, {}
   for _, o in ipairs(spec.options or {}) do
@@ -70,7 +71,12 @@ function M.parse(args, spec)
             M.usage_error(string.format("%s: --%s must be one of %s, got '%s'", spec.name, name, table.concat(o.choices, ", "), value))
           end
         end
-        opts[name] = value
+        if o.multi then                 -- repeatable: a list of the values in order
+          if type(opts[name]) ~= "table" then opts[name] = {} end
+          table.insert(opts[name], value)
+        else
+          opts[name] = value
+        end
       end
     else
       opts[#opts + 1] = a

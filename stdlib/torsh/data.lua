@@ -183,7 +183,9 @@ function DataLoader:iter()
   local batches = self.fast and self:_c_batches(order, epoch, start) or self:_lua_batches(order, epoch, start)
   local k = start
   local function step()
-    local x, y = batches:next()
+    local P = package.loaded["torsh.profiler"]   -- while profiling, batches are timed as "data" ranges
+    local x, y
+    if P and P.active then x, y = P._data_next(batches) else x, y = batches:next() end
     if x == nil then
       batches:close()
       if self.epoch == epoch and self.batch == nb then self.epoch, self.batch = epoch + 1, 0 end

@@ -347,14 +347,33 @@ local function open_header(path, level)
   return f, header
 end
 
+-- A PyTorch checkpoint (recognised by its first bytes, whatever its name):
+-- the object torch.save wrote, through the restricted reader of lua/l_pt.c.
+local function load_pt(path, kind, opts)
+  local ok, value, container = pcall(torsh._pt.load, path, { mmap = opts.mmap ~= false, verify = opts.verify ~= false })
+  if not ok then error("torsh.load: " .. tostring(value), 3) end
+  return value, { format = "pt", container = container, keys = torsh._pt.keys(value) }
+end
+
 --- torsh.load(path [, {verify = true, mmap = true}]) -> value, metadata
 --- Reads a file written by torsh.save. verify checks every tensor's CRC-32
 --- (a mismatch names the tensor); mmap = false copies tensors into memory
 --- instead of mapping the file read-only. Raises on a missing, truncated,
 --- corrupt or newer-major-version file, naming the file and the problem.
+---
+--- A PyTorch checkpoint (torch.save's zip format, or the legacy format;
+--- told by its magic bytes 'PK\3\4', not by its name) loads too, without
+--- running any code (only the pickle globals torch's weights_only loader
+--- allows): the value comes back as Lua tables with tensors (a state_dict is
+--- a table name -> tensor) and the metadata is {format = "pt", container =
+--- "zip" | "legacy", keys = the top dict's keys in the file's order}. Every
+--- dict keeps its order: pairs() walks it in the file's order and
+--- torsh._pt.keys(d) lists it (see lua/l_pt.c for the whole mapping).
 function torsh.load(path, opts)
   if opts ~= nil and type(opts) ~= "table" then error("torsh.load: options must be a table", 2) end
   opts = opts or {}
+  local pt_kind = type(path) == "string" and torsh._pt.sniff(path)
+  if pt_kind then return load_pt(path, pt_kind, opts) end
   local verify, copy = opts.verify ~= false, opts.mmap == false
   local f <close>, header = open_header(path, 2)
   local tensors = {}

@@ -140,7 +140,10 @@ end
 ---   best_metric ("test_accuracy"), best_mode ("max"), best_path (default checkpoint .. ".best");
 ---   metrics (path: JSON lines), progress (default: stderr is a terminal), log (function(line)),
 ---   grad_clip (max norm), accumulate (batches per optimizer step, default 1),
----   autocast ("bf16": mixed precision for linear/conv with f32 master weights; see nn.functional.autocast)
+---   autocast ("bf16": mixed precision for linear/conv with f32 master weights; see nn.functional.autocast),
+---   tensorboard (a log dir, or a torsh.tb.SummaryWriter the caller closes): scalars train/loss and
+---   train/lr every `tensorboard_every` (10) steps, epoch/<metric> (train_loss, train_accuracy,
+---   test_loss, test_accuracy, samples_per_second) at each epoch end with the epoch as step
 function M.fit(o)
   assert(o.model and o.optimizer and o.train_loader, "fit: model, optimizer and train_loader are required")
   local run = {
@@ -156,6 +159,9 @@ function M.fit(o)
   local accumulate = o.accumulate or 1
   local best_metric, best_mode = o.best_metric or "test_accuracy", o.best_mode or "max"
   local best_path = o.best_path or (o.checkpoint and (o.checkpoint:gsub("%.torsh$", "") .. ".best.torsh"))
+  local tbw, tb_own = o.tensorboard, type(o.tensorboard) == "string"
+  if tb_own then tbw = require("torsh.tb").SummaryWriter(o.tensorboard) end
+  local tb_every = o.tensorboard_every or 10
 
   local resume = o.resume == true and o.checkpoint or o.resume
   if resume then
@@ -187,6 +193,11 @@ function M.fit(o)
           if run.scheduler and o.scheduler_interval == "step" then run.scheduler:step() end
         end
         run.step = run.step + 1
+        if tbw and run.step % tb_every == 0 then
+          tbw:add_scalar("train/loss", lv, run.step)
+          local groups = run.optimizer.param_groups
+          if groups and groups[1].lr then tbw:add_scalar("train/lr", groups[1].lr, run.step) end
+        end
         local n = x:size(1)
         sums.loss = sums.loss + lv * n
         sums.correct = sums.correct + out:detach():argmax(2):eq(y):sum():item()
@@ -219,6 +230,12 @@ function M.fit(o)
         rec.test_loss, rec.test_accuracy = ev.loss, ev.accuracy
       end
       run.history[#run.history + 1] = rec
+      if tbw then
+        for _, k in ipairs { "train_loss", "train_accuracy", "test_loss", "test_accuracy", "samples_per_second" } do
+          if rec[k] then tbw:add_scalar("epoch/" .. k, rec[k], run.epoch) end
+        end
+        tbw:flush()
+      end
       log(string.format("epoch %d/%d: train loss %.4f acc %.4f%s, %.1f s (%.0f img/s)", run.epoch, epochs,
         rec.train_loss, rec.train_accuracy,
         rec.test_loss and string.format(", test loss %.4f acc %.4f", rec.test_loss, rec.test_accuracy) or "",
@@ -240,6 +257,10 @@ function M.fit(o)
     end
   end)
   torsh.trap_interrupt(false)
+  if tb_own then
+    local closed, cerr = pcall(tbw.close, tbw)
+    if ok and not closed then ok, err = false, cerr end
+  end
   -- a run resumed after its last epoch still leaves its metrics file behind
   if ok then write_metrics(o.metrics, run.history) end
   if not ok then

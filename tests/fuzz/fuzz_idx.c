@@ -1,6 +1,7 @@
 /* fuzz_idx.c — libFuzzer target of the IDX reader (ts_idx_read): any bytes,
  * plain or gzip, must give a tensor or an error message, never a crash, a
  * leak or an allocation larger than the input justifies. See README.md. */
+// fuzz-sources: core/io/idx.c
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif

@@ -7,6 +7,8 @@
  * verification; every byte handed out is read so ASan sees any overrun.
  * Build and run: tests/fuzz/README_torsh.md. Seeds: tests/fuzz/corpus_torsh/.
  */
+// fuzz-sources: core/io/torsh_file.c
+// fuzz-corpus: tests/fuzz/corpus_torsh
 #include "torsh/torsh.h"
 
 #include <stdio.h>

@@ -44,7 +44,7 @@ check "--version and --help" t_version_help
 
 t_info() {
   "$torsh" info --format json > "$tmp/info.json" || return 1
-  /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["blas"]["kernel"]; assert d["threads"] >= 1' "$tmp/info.json"
+  /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["blas"]["kernel"]; assert d["threads"] >= 1; c=d["cuda"]; assert isinstance(c["driver_found"], bool); assert isinstance(c["devices"], list); assert c["driver_found"] or c["error"]; assert d["build"].startswith("compiler "); assert "avx2" in d["cpu"]["features"] or "sse4_2" in d["cpu"]["features"]' "$tmp/info.json"
 }
 check "torsh info --format json" t_info
 

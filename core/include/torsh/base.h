@@ -79,6 +79,13 @@ void ts_mem_release_cache(void);
 size_t ts_mem_cached_bytes(void);
 /* NULL restores the default (aligned malloc). */
 void ts_mem_set_allocator(const ts_allocator *a);
+/* Allocation observer (the profiler's, core/prof): called after every
+ * counted allocation (delta > 0) and before every free (delta < 0) with the
+ * block's address (NULL for bytes counted with ts_mem_count) and its rounded
+ * size; from any thread. NULL (the default) turns it off at the cost of one
+ * load and branch per allocation. */
+typedef void (*ts_mem_observer_fn)(void *ptr, int64_t delta_bytes, ts_device_type dev);
+void ts_mem_set_observer(ts_mem_observer_fn fn);
 /* Largest single tensor allocation accepted (default 1 TiB) */
 #define TS_MAX_ALLOC_BYTES ((size_t)1 << 40)
 

@@ -182,6 +182,8 @@ ts_status ts_graph_prune(ts_graph *g);
  * Concat -> Reshape). Fails naming the node on a shape mismatch. Overwrites
  * earlier inference results of non-input values. */
 ts_status ts_graph_infer(ts_graph *g, const char *const *sym_names, const int64_t *sizes, int n_bind);
+/* Size bound to symbol `sym` by the last ts_graph_infer, or -1. */
+int64_t ts_graph_symbol_bound(const ts_graph *g, int32_t sym);
 
 /* ---- ops ------------------------------------------------------------------ */
 

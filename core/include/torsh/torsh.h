@@ -36,5 +36,6 @@
 #include "torsh/optim.h"
 #include "torsh/graph.h"
 #include "torsh/prof_hook.h"
+#include "torsh/sysinfo.h"
 
 #endif
