@@ -63,6 +63,8 @@ static lgraph *check_graph(lua_State *L, int idx)
     return lg;
 }
 
+ts_graph *tsL_checkgraph(lua_State *L, int idx) { return check_graph(L, idx)->g; }
+
 /* A changing call: drops the cached executors. */
 static lgraph *check_graph_mut(lua_State *L, int idx)
 {

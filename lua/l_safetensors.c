@@ -204,7 +204,7 @@ static size_t check_tensors(lua_State *L, int idx, const char ***names_out, ts_t
     } else {
         size_t i = 0;
         lua_pushnil(L);
-        while (lua_next(L, idx) && i < n) {
+        while (i < n && lua_next(L, idx)) {
             if (lua_type(L, -2) != LUA_TSTRING)
                 luaL_error(L, "safetensors save: tensor names must be strings (found a %s key)", luaL_typename(L, -2));
             ts[i] = tsL_totensor(L, -1);
@@ -233,7 +233,7 @@ static size_t check_metadata(lua_State *L, int idx, const char ***keys_out, cons
     const char **values = lua_newuserdatauv(L, (n ? n : 1) * sizeof *values, 0);
     size_t i = 0;
     lua_pushnil(L);
-    while (lua_next(L, idx) && i < n) {
+    while (i < n && lua_next(L, idx)) {
         if (lua_type(L, -2) != LUA_TSTRING)
             luaL_error(L, "safetensors save: metadata keys must be strings (found a %s key)", luaL_typename(L, -2));
         if (lua_type(L, -1) != LUA_TSTRING)

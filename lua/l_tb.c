@@ -29,7 +29,6 @@
 #include <string.h>
 
 #define WRITER_MT "torsh.tb.Writer"
-#define GRAPH_MT "torsh.Graph"   /* lua/l_graph.c: its userdata starts with the ts_graph pointer */
 
 typedef struct lwriter { ts_tb_writer *w; } lwriter;
 
@@ -270,7 +269,6 @@ static int l_add_hparams(lua_State *L)
     double wt = opt_walltime(L, 4);
     lua_settop(L, 4);
     int nh = (int)luaL_len(L, 2), nm = (int)luaL_len(L, 3), ndom = 0;
-    /* Lua keeps every string alive: the entries stay referenced from args 2 and 3 */
     for (int i = 1; i <= nh; i++) {
         lua_rawgeti(L, 2, i);
         luaL_checktype(L, -1, LUA_TTABLE);
@@ -282,7 +280,9 @@ static int l_add_hparams(lua_State *L)
     ts_tb_hvalue *dom = lua_newuserdatauv(L, sizeof *dom * (size_t)(ndom ? ndom : 1), 0);
     const char **mtags = lua_newuserdatauv(L, sizeof *mtags * (size_t)(nm ? nm : 1), 0);
     double *mvals = lua_newuserdatauv(L, sizeof *mvals * (size_t)(nm ? nm : 1), 0);
-    int top = lua_gettop(L), d = 0;
+    /* every string the core borrows stays on the stack until the call returns */
+    luaL_checkstack(L, 4 * nh + ndom + 3 * nm + 8, "add_hparams: too many hyper-parameters");
+    int d = 0;
     for (int i = 1; i <= nh; i++) {
         lua_rawgeti(L, 2, i);
         int e = lua_gettop(L);
@@ -291,18 +291,17 @@ static int l_add_hparams(lua_State *L)
         lua_getfield(L, e, "value");
         hp[i - 1].value = hvalue(L, -1, hp[i - 1].name);
         lua_getfield(L, e, "domain");
+        int dt = lua_gettop(L);
         hp[i - 1].domain = &dom[d];
         hp[i - 1].n_domain = 0;
-        if (lua_istable(L, -1)) {
-            int n = (int)luaL_len(L, -1);
-            for (int k = 1; k <= n; k++) {
-                lua_rawgeti(L, -1, k);
+        if (lua_istable(L, dt)) {
+            int n = (int)luaL_len(L, dt);
+            for (int k = 1; k <= n && d < ndom; k++) {
+                lua_rawgeti(L, dt, k);
                 dom[d++] = hvalue(L, -1, hp[i - 1].name);
                 hp[i - 1].n_domain++;
-                lua_pop(L, 1);
             }
         }
-        lua_settop(L, top);
     }
     for (int i = 1; i <= nm; i++) {
         lua_rawgeti(L, 3, i);
@@ -317,7 +316,6 @@ static int l_add_hparams(lua_State *L)
             mvals[i - 1] = lua_tonumberx(L, -1, &ok);
             if (!ok) return luaL_error(L, "add_hparams: metric '%s' must be a number", mtags[i - 1]);
         }
-        lua_settop(L, top);
     }
     tsL_check(L, ts_tb_add_hparams(w, hp, nh, mtags, mvals, nm, wt));
     return 0;
@@ -350,37 +348,38 @@ static int l_add_custom_scalars(lua_State *L)
     ts_tb_category *cats = lua_newuserdatauv(L, sizeof *cats * (size_t)(nc ? nc : 1), 0);
     ts_tb_chart *charts = lua_newuserdatauv(L, sizeof *charts * (size_t)(nch ? nch : 1), 0);
     const char **tags = lua_newuserdatauv(L, sizeof *tags * (size_t)(ntags ? ntags : 1), 0);
-    int top = lua_gettop(L), c = 0, t = 0;
+    /* every string the core borrows stays on the stack until the call returns */
+    luaL_checkstack(L, 3 * nc + 4 * nch + ntags + 8, "add_custom_scalars: layout too large");
+    int c = 0, t = 0;
     for (int i = 1; i <= nc; i++) {
         lua_rawgeti(L, 2, i);
         int cat = lua_gettop(L);
         lua_getfield(L, cat, "title");
         cats[i - 1].title = luaL_optstring(L, -1, "");
-        lua_getfield(L, cat, "closed");
-        cats[i - 1].closed = lua_toboolean(L, -1);
+        cats[i - 1].closed = tsL_optfield_bool(L, cat, "closed", 0);
         lua_getfield(L, cat, "charts");
         int chs = lua_gettop(L);
+        int n = (int)luaL_len(L, chs);
         cats[i - 1].charts = &charts[c];
-        cats[i - 1].n_charts = (int)luaL_len(L, chs);
-        for (int k = 1; k <= cats[i - 1].n_charts; k++, c++) {
+        cats[i - 1].n_charts = 0;
+        for (int k = 1; k <= n && c < nch; k++, c++) {
             lua_rawgeti(L, chs, k);
             int ch = lua_gettop(L);
             lua_getfield(L, ch, "title");
             charts[c].title = luaL_optstring(L, -1, "");
-            lua_getfield(L, ch, "margin");
-            charts[c].margin = lua_toboolean(L, -1);
+            charts[c].margin = tsL_optfield_bool(L, ch, "margin", 0);
             lua_getfield(L, ch, "tags");
             int tg = lua_gettop(L);
+            int nt = (int)luaL_len(L, tg);
             charts[c].tags = &tags[t];
-            charts[c].n_tags = (int)luaL_len(L, tg);
-            for (int j = 1; j <= charts[c].n_tags; j++) {
+            charts[c].n_tags = 0;
+            for (int j = 1; j <= nt && t < ntags; j++) {
                 lua_rawgeti(L, tg, j);
                 tags[t++] = luaL_checkstring(L, -1);
-                lua_pop(L, 1);
+                charts[c].n_tags++;
             }
-            lua_settop(L, chs);
+            cats[i - 1].n_charts++;
         }
-        lua_settop(L, top);
     }
     tsL_check(L, ts_tb_add_custom_scalars(w, cats, nc, wt));
     return 0;
@@ -389,9 +388,8 @@ static int l_add_custom_scalars(lua_State *L)
 static int l_add_graph(lua_State *L)
 {
     ts_tb_writer *w = check_writer(L);
-    ts_graph **g = luaL_checkudata(L, 2, GRAPH_MT);
-    if (!*g) return luaL_error(L, "add_graph: the graph was released");
-    tsL_check(L, ts_tb_add_graph(w, *g, opt_walltime(L, 3)));
+    ts_graph *g = tsL_checkgraph(L, 2);
+    tsL_check(L, ts_tb_add_graph(w, g, opt_walltime(L, 3)));
     return 0;
 }
 
@@ -403,12 +401,28 @@ static int l_add_embedding(lua_State *L)
     int n_labels = 0;
     const char **labels = NULL;
     if (!lua_isnil(L, 3)) {
+        /* labels are copied into one GC-owned block: there may be too many to keep on the stack */
         luaL_checktype(L, 3, LUA_TTABLE);
         n_labels = (int)luaL_len(L, 3);
-        labels = lua_newuserdatauv(L, sizeof *labels * (size_t)(n_labels ? n_labels : 1), 0);
+        size_t bytes = 0;
         for (int i = 1; i <= n_labels; i++) {
             lua_rawgeti(L, 3, i);
-            labels[i - 1] = luaL_tolstring(L, -1, NULL);   /* stays on the stack */
+            size_t len;
+            if (!lua_isstring(L, -1)) return luaL_error(L, "add_embedding: metadata label %d is a %s", i, luaL_typename(L, -1));
+            lua_tolstring(L, -1, &len);
+            bytes += len + 1;
+            lua_pop(L, 1);
+        }
+        labels = lua_newuserdatauv(L, sizeof *labels * (size_t)(n_labels ? n_labels : 1) + bytes, 0);
+        char *text = (char *)(labels + (n_labels ? n_labels : 1));
+        for (int i = 1; i <= n_labels; i++) {
+            lua_rawgeti(L, 3, i);
+            size_t len;
+            const char *sv = lua_tolstring(L, -1, &len);
+            memcpy(text, sv, len + 1);
+            labels[i - 1] = text;
+            text += len + 1;
+            lua_pop(L, 1);
         }
     }
     e.metadata_header = luaL_optstring(L, 4, NULL);

@@ -57,6 +57,10 @@ int tsL_optdims(lua_State *L, int idx, int ndim, int *dims);
 double tsL_optfield_number(lua_State *L, int idx, const char *field, double def);
 int tsL_optfield_bool(lua_State *L, int idx, const char *field, int def);
 
+/* The graph of a torsh.Graph userdata at idx (lua/l_graph.c); error if
+ * not a live graph. Borrowed. */
+ts_graph *tsL_checkgraph(lua_State *L, int idx);
+
 /* Tells the Lua GC about nbytes of tensor memory just allocated. */
 void tsL_account(lua_State *L, size_t nbytes);
 /* The per-state random generator. */

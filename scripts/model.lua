@@ -236,26 +236,10 @@ end
 
 -- ---- run ---------------------------------------------------------------------------------------
 
-local NPY_DESCR = { f32 = "<f4", f64 = "<f8", f16 = "<f2", i64 = "<i8", i32 = "<i4", i16 = "<i2", i8 = "|i1",
-                    u8 = "|u1", bool = "|b1" }
-
--- Writes t as .npy (temp file + rename, so a failure leaves no partial file).
+-- Writes t as .npy (numpy's header, atomically: temp file + fsync + rename).
 local function write_npy(path, t)
   if t:dtype() == "bf16" then t = t:to("f32") end
-  local shape = t:shape()
-  local dims = #shape == 1 and (shape[1] .. ",") or table.concat(shape, ", ")
-  local header = ("{'descr': '%s', 'fortran_order': False, 'shape': (%s), }"):format(NPY_DESCR[t:dtype()], dims)
-  local total = 10 + #header + 1
-  header = header .. string.rep(" ", (64 - total % 64) % 64) .. "\n"
-  local tmp = path .. ".tmp." .. tostring(os.time())
-  local f, err = io.open(tmp, "wb")
-  if not f then error(err, 0) end
-  f:write("\x93NUMPY\1\0", string.pack("<I2", #header), header)
-  torsh._io.write_tensor(f, t)
-  torsh._io.fsync(f)
-  f:close()
-  local ok, rerr = os.rename(tmp, path)
-  if not ok then os.remove(tmp); error(rerr, 0) end
+  torsh.save_npy(path, t)
 end
 
 local function read_npy(path)

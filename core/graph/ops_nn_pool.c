@@ -20,6 +20,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- the pool kernel ------------------------------------------------------------------ */
@@ -111,13 +112,89 @@ static inline __attribute__((always_inline)) void pool_plane(const pool_job *j, 
     }
 }
 
+/* ---- the f32 fast path (no Indices): whole output rows at a time ------------------------
+ * For each output row, every tap (i, q) of the window is one pass over the
+ * output columns whose window holds that tap: y[ow] = max(y[ow], x[r][ow *
+ * sw + c]) or s[ow] += ...; the loops over ow vectorise (the max uses bit
+ * masks: a `?:` on floats would keep GCC from vectorising). */
+
+static inline uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float f32_of(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+/* max(b, v), NaN propagating like PyTorch (once NaN, stays NaN). */
+static inline float max_nan(float b, float v)
+{
+    uint32_t take = -(uint32_t)((v > b) | (v != v));
+    return f32_of((f32_bits(v) & take) | (f32_bits(b) & ~take));
+}
+
+static void pool_plane_f32(const pool_job *j, int64_t plane, float *acc)
+{
+    const float *x = (const float *)j->x + plane * j->h * j->w;
+    float *y = (float *)j->y + plane * j->oh * j->ow;
+    for (int64_t oh = 0; oh < j->oh; oh++) {
+        int64_t h0 = oh * j->sh - j->ph, ilo, ihi;
+        tap_range(h0, j->kh, j->dh, j->h, &ilo, &ihi);
+        for (int64_t o = 0; o < j->ow; o++) acc[o] = j->max ? -INFINITY : 0.0f;
+        for (int64_t i = ilo; i < ihi; i++) {
+            const float *row = x + (h0 + i * j->dh) * j->w;
+            for (int64_t q = 0; q < j->kw; q++) {
+                /* output columns with 0 <= ow * sw - pw + q * dw < W */
+                int64_t off = q * j->dw - j->pw;
+                int64_t lo = off >= 0 ? 0 : (-off + j->sw - 1) / j->sw;
+                int64_t hi = off >= j->w ? 0 : (j->w - off + j->sw - 1) / j->sw;
+                if (hi > j->ow) hi = j->ow;
+                const float *src = row + off;
+                int64_t sw = j->sw;
+                if (j->max) {
+                    if (sw == 1)
+                        for (int64_t o = lo; o < hi; o++) acc[o] = max_nan(acc[o], src[o]);
+                    else if (sw == 2)
+                        for (int64_t o = lo; o < hi; o++) acc[o] = max_nan(acc[o], src[2 * o]);
+                    else
+                        for (int64_t o = lo; o < hi; o++) acc[o] = max_nan(acc[o], src[o * sw]);
+                } else {
+                    if (sw == 1)
+                        for (int64_t o = lo; o < hi; o++) acc[o] += src[o];
+                    else if (sw == 2)
+                        for (int64_t o = lo; o < hi; o++) acc[o] += src[2 * o];
+                    else
+                        for (int64_t o = lo; o < hi; o++) acc[o] += src[o * sw];
+                }
+            }
+        }
+        float *yr = y + oh * j->ow;
+        if (j->max) {
+            memcpy(yr, acc, sizeof(float) * (size_t)j->ow);
+            continue;
+        }
+        int64_t cnt_h = ihi - ilo;
+        if (j->include_pad) {
+            int64_t plo, phi;
+            tap_range(h0 + j->ph, j->kh, j->dh, j->h + j->ph + j->eh, &plo, &phi);
+            cnt_h = phi - plo;
+        }
+        for (int64_t o = 0; o < j->ow; o++) {
+            int64_t w0 = o * j->sw - j->pw, lo, hi;
+            if (j->include_pad) tap_range(w0 + j->pw, j->kw, j->dw, j->w + j->pw + j->ew, &lo, &hi);
+            else tap_range(w0, j->kw, j->dw, j->w, &lo, &hi);
+            int64_t count = cnt_h * (hi - lo);
+            yr[o] = count > 0 ? acc[o] / (float)count : 0.0f;
+        }
+    }
+}
+
 static void pool_planes(int64_t begin, int64_t end, void *ctx)
 {
     const pool_job *j = ctx;
+    float stack[512];
+    float *acc = !j->dbl && !j->idx ? (j->ow <= 512 ? stack : malloc(sizeof(float) * (size_t)j->ow)) : NULL;
     for (int64_t p = begin; p < end; p++) {
-        if (j->dbl) pool_plane(j, p, true);
+        if (acc) pool_plane_f32(j, p, acc);
+        else if (j->dbl) pool_plane(j, p, true);
         else pool_plane(j, p, false);
     }
+    if (acc != stack) free(acc);
 }
 
 static ts_status k_pool(const ts_kernel_ctx *ctx, ts_tensor *const *in, int n_in, ts_tensor **out, int n_out)

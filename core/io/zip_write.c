@@ -69,6 +69,7 @@ static ts_status flush_buf(ts_zip_writer *w)
 
 static ts_status out(ts_zip_writer *w, const void *data, size_t n)
 {
+    if (n == 0) return TS_OK;
     w->pos += n;
     if (w->buffered + n <= BUF_CAP) {
         memcpy(w->buf + w->buffered, data, n);

@@ -58,7 +58,7 @@ static ts_status write_tensors_tsv(const char *path, const ts_tensor *mat)
     if (!d) return tb_fail_context(ts_last_status(), "add_embedding");
     const double *x = ts_tensor_data(d);
     int64_t n = mat->shape[0], dim = mat->shape[1];
-    bool single = mat->dtype != TS_F64;
+    bool single = mat->dtype == TS_F32 || mat->dtype == TS_F16 || mat->dtype == TS_BF16;   /* ints print exactly */
     tb_buf b = {0};
     ts_status st = tb_buf_reserve(&b, (size_t)(n * dim) * 12 + 1);
     char num[40];

@@ -23,7 +23,8 @@ torsh.autograd = require "torsh.autograd"
 local lazy = { nn = "torsh.nn", optim = "torsh.optim", data = "torsh.data", cli = "torsh.cli", hub = "torsh.hub",
                train = "torsh.train", jit = "torsh.jit", model = "torsh.model", profiler = "torsh.profiler",
                tb = "torsh.tb", onnx = "torsh.onnx", safetensors = "torsh.safetensors" }
-local lazy_fn = { save = "torsh.io", load = "torsh.io" }
+local lazy_fn = { save = "torsh.io", load = "torsh.io", load_npz = "torsh.npz", save_npz = "torsh.npz",
+                  save_npy = "torsh.npz" }
 setmetatable(torsh, { __index = function(t, k)
   if lazy[k] then
     local m = require(lazy[k])

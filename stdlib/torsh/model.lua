@@ -176,7 +176,9 @@ function M.from_module(module, example, opts)
   return wrap(torsh.jit.trace(module, example, opts))
 end
 
---- torsh.model.load(path [, {arch=, input_shape=, format=}]) -> Model
+--- torsh.model.load(path [, {arch=, input_shape=, format=, verify=false}]) -> Model
+--- (verify: check the CRC-32 of every tensor of a .torsh file; off by default
+--- because it reads every weight, which mapping otherwise avoids)
 function M.load(path, opts)
   opts = opts or {}
   if type(path) ~= "string" then error("torsh.model.load: path must be a string", 2) end
@@ -188,7 +190,9 @@ function M.load(path, opts)
     return wrap(g, { path = path, format = "onnx" })
   end
   if fmt == "torsh" then
-    local v = torsh.load(path, { verify = opts.verify })
+    -- weights are mapped, not read: checking every CRC-32 would touch all of
+    -- them, so models open unverified unless asked (torsh model ... --verify)
+    local v = torsh.load(path, { verify = opts.verify == true })
     if type(v) == "table" and v.format == "torsh.model" then
       local ok, m = pcall(M.from_table, v.graph)
       if not ok then error(path .. ": " .. tostring(m), 0) end

@@ -216,8 +216,8 @@ static void test_deflate(void)
 static void test_pickle_values(void)
 {
     /* {'a': [1, -2, 2.5, 'x'], 'b': (None, True)} at protocol 2, by hand */
-    const char pk[] = "\x80\x02}q\x00(X\x01\x00\x00\x00a]q\x01(K\x01J\xfe\xff\xff\xffG@\x04\x00\x00\x00\x00\x00\x00"
-                      "X\x01\x00\x00\x00xeX\x01\x00\x00\x00bN\x88\x86u.";
+    const char pk[] = "\x80\x02}q\x00(X\x01\x00\x00\x00" "a]q\x01(K\x01J\xfe\xff\xff\xffG@\x04\x00\x00\x00\x00\x00\x00"
+                      "X\x01\x00\x00\x00" "xeX\x01\x00\x00\x00" "bN\x88\x86u.";
     ts_pickle *p = ts_pickle_load(pk, sizeof pk - 1, NULL, NULL);
     CHECK(p != NULL);
     if (!p) { fprintf(stderr, "%s\n", ts_last_error()); return; }
@@ -232,12 +232,14 @@ static void test_pickle_values(void)
     }
     CHECK(b && b->kind == TS_PK_TUPLE && b->u.seq.n == 2 && b->u.seq.items[0]->kind == TS_PK_NONE && b->u.seq.items[1]->u.b);
     ts_pickle_free(p);
+#define BYTES(s) s, sizeof(s) - 1
     struct { const char *bytes; size_t n; const char *error; } bad[] = {
-        { "\x80\x02cos\nsystem\n.", 14, "global 'os.system' is not allowed (offset 2)" },
-        { "\x80\x02ctorch._utils\n_rebuild_tensor_v2\n)R.", 37, "needs a checkpoint reader" },
-        { "\x80\x02(((t", 6, "truncated" },
-        { "\x80\x06N.", 4, "pickle protocol 6 is newer than 5" },
+        { BYTES("\x80\x02" "cos\nsystem\n."), "global 'os.system' is not allowed (offset 2)" },
+        { BYTES("\x80\x02" "ctorch._utils\n_rebuild_tensor_v2\n)R."), "needs a checkpoint reader" },
+        { BYTES("\x80\x02" "(((t"), "truncated: the data ends before the STOP opcode (offset 6)" },
+        { BYTES("\x80\x06" "N."), "pickle protocol 6 is newer than 5" },
     };
+#undef BYTES
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         CHECK(ts_pickle_load(bad[i].bytes, bad[i].n, NULL, NULL) == NULL);
         CHECK(strstr(ts_last_error(), bad[i].error) != NULL);

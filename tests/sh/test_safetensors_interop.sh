@@ -172,6 +172,7 @@ cat > "$tmp/st_check.py" <<'EOF'
 import json, struct, sys, zlib
 import numpy as np
 root, d = sys.argv[1], sys.argv[2]
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, root + "/tests/fuzz")
 from make_corpus_safetensors import st_bytes
 buf = open(f"{d}/torsh.safetensors", "rb").read()

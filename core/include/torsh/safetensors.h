@@ -30,8 +30,8 @@
  *   other fields, no duplicate keys, integers only); sorted by offset the
  *   tensors tile the data section exactly (each begin equals the previous
  *   end; the last end is the end of the file: no gaps, no overlaps, no
- *   trailing bytes); end - begin == numel * element size. Failures name the
- *   file, the tensor and the problem.
+ *   trailing bytes); end - begin == numel * element size; at most
+ *   TS_MAX_DIMS dims. Failures name the file, the tensor and the problem.
  *
  *   Entries are in data order (sorted by data_offsets; ties keep header
  *   order), which for files from the reference writer is the header order.
@@ -98,8 +98,8 @@ const char *ts_safetensors_name(const ts_safetensors *f, size_t i);
 const ts_safetensors_entry *ts_safetensors_entry_at(const ts_safetensors *f, size_t i);
 /* Index of the tensor called `name`, or -1. */
 long ts_safetensors_find(const ts_safetensors *f, const char *name);
-/* The tensor of entry i: a new reference, or NULL (unsupported dtype, more
- * than TS_MAX_DIMS dims, out of memory). flags: TS_SAFETENSORS_COPY. */
+/* The tensor of entry i: a new reference, or NULL (a dtype torsh lacks, out
+ * of memory). flags: TS_SAFETENSORS_COPY. */
 ts_tensor *ts_safetensors_tensor(ts_safetensors *f, size_t i, unsigned flags);
 
 /* The "__metadata__" pairs, in header order (borrowed, NUL-terminated). */

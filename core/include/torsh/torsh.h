@@ -35,6 +35,10 @@
 #include "torsh/data.h"
 #include "torsh/optim.h"
 #include "torsh/graph.h"
+#include "torsh/onnx.h"
+#include "torsh/tb.h"
+#include "torsh/safetensors.h"
+#include "torsh/npz.h"
 #include "torsh/prof_hook.h"
 #include "torsh/sysinfo.h"
 
