@@ -24,6 +24,7 @@
  *   g:node(i) -> {name=, op=, domain=, inputs=, outputs=, attrs=}
  *   g:nodes() -> list of node tables        #g -> number of nodes
  *   g:infer([{N = 1, ...}])  g:toposort()  g:prune()  g:clone()
+ *   g:optimize()   conv+bn folding, fusion, Winograd (for running, not export)
  *   g:flops() -> list of per-node FLOPs (after a concrete infer; -1 unknown)
  *   g:run(t1, t2, ...) -> out1, out2, ...   (inputs in graph-input order)
  *   g:run_all(t1, ...) -> table name -> tensor of every value computed
@@ -526,6 +527,17 @@ static int g_infer(lua_State *L)
     return 0;
 }
 
+/* g:optimize() : conv+bn folding, conv+activation fusion, Winograd prepacking
+ * (for running; export the unoptimized graph). Re-infers afterwards. */
+static int g_optimize(lua_State *L)
+{
+    lgraph *lg = check_graph_mut(L, 1);
+    tsL_check(L, ts_graph_infer(lg->g, NULL, NULL, 0));
+    tsL_check(L, ts_graph_optimize_nn(lg->g));
+    tsL_check(L, ts_graph_infer(lg->g, NULL, NULL, 0));
+    return 0;
+}
+
 static int g_toposort(lua_State *L) { tsL_check(L, ts_graph_toposort(check_graph_mut(L, 1)->g)); return 0; }
 static int g_prune(lua_State *L) { tsL_check(L, ts_graph_prune(check_graph_mut(L, 1)->g)); return 0; }
 static int g_clone(lua_State *L) { return push_new_graph(L, ts_graph_clone(check_graph(L, 1)->g)); }
@@ -744,7 +756,7 @@ void tsL_open_graph(lua_State *L, int module)
         {"set_const", g_set_const}, {"add_node", g_add_node}, {"set_meta", g_set_meta},
         {"set_producer", g_set_producer}, {"set_opset", g_set_opset}, {"info", g_info},
         {"value", g_value}, {"values", g_values}, {"const", g_const}, {"node", g_node},
-        {"nodes", g_nodes}, {"infer", g_infer}, {"toposort", g_toposort}, {"prune", g_prune},
+        {"nodes", g_nodes}, {"infer", g_infer}, {"toposort", g_toposort}, {"optimize", g_optimize}, {"prune", g_prune},
         {"clone", g_clone}, {"flops", g_flops}, {"run", g_run}, {"run_all", g_run_all},
         {"free", graph_gc}, {NULL, NULL},
     };

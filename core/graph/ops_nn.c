@@ -1,9 +1,10 @@
 /* ops_nn.c — the graph's math and activation ops with ONNX semantics
  * (opsets 11..17, and Gelu from opset 20): unary math (Relu, Sigmoid, Tanh,
- * Erf, Sqrt, Exp, Log, Neg, Abs, Reciprocal, Floor, Ceil, Sin, Cos),
+ * Erf, Sqrt, Exp, Log, Neg, Abs, Reciprocal, Floor, Ceil, Round, Sign, Sin,
+ * Cos, Tan, Asin, Acos, Atan, Sinh, Cosh; IsNaN, IsInf giving bools),
  * activations with parameters (LeakyRelu, PRelu, HardSigmoid, HardSwish,
  * Elu, Selu, Softplus, Softsign, Gelu, Clip), Softmax / LogSoftmax, the
- * broadcasting binary ops (Add, Sub, Mul, Div, Pow) and the variadic ones
+ * broadcasting binary ops (Add, Sub, Mul, Div, Pow, Mod) and the variadic ones
  * (Min, Max, Sum, Mean); ts_graph_register_nn_ops(), which registers these
  * and the ops of ops_nn_conv.c, ops_nn_pool.c, ops_nn_wino.c and
  * ops_nn_einsum.c; and the family's shared sliding-window geometry
@@ -239,6 +240,57 @@ static ts_status k_map(const ts_kernel_ctx *ctx, ts_tensor *const *in, int n_in,
     return nn_out1(out, nn_map(in[0], kind, a, b));
 }
 
+/* IsNaN / IsInf (detect_negative, detect_positive): bool results. */
+static ts_status k_is(const ts_kernel_ctx *ctx, ts_tensor *const *in, int n_in, ts_tensor **out, int n_out)
+{
+    if (ts_kernel_need(ctx, in, n_in, 0)) return ts_last_status();
+    bool inf = ctx->user != NULL;
+    ts_tensor *y = ts_unary(inf ? TS_ISINF : TS_ISNAN, in[0]);
+    bool neg = ts_gnode_int(ctx->node, "detect_negative", 1) != 0, pos = ts_gnode_int(ctx->node, "detect_positive", 1) != 0;
+    if (y && inf && neg != pos) {   /* only one side: and with the sign test */
+        ts_tensor *side = ts_binary_scalar(neg ? TS_LT : TS_GT, in[0], 0, false);
+        ts_tensor *both = side ? ts_binary(TS_LOGICAL_AND, y, side) : NULL;
+        ts_tensor_release(side);
+        ts_tensor_release(y);
+        y = both;
+    } else if (y && inf && !neg) {
+        ts_tensor_release(y);
+        y = ts_tensor_zeros(in[0]->shape, in[0]->ndim, TS_BOOL);
+    }
+    return nn_out1(out, y);
+}
+
+static ts_status infer_bool_same(ts_graph *g, const ts_gnode *n, int64_t opset, const ts_gvalue *const *in,
+                                 ts_gvalue *const *out)
+{
+    if (!in[0]) return ts_fail(TS_ERR_ARG, "%s: input X is missing", n->op_type);
+    ts_gval_set(out[0], TS_BOOL, in[0]->ndim, in[0]->ndim >= 0 ? in[0]->dims : NULL);
+    return TS_OK;
+}
+
+/* Mod: fmod = 0 (integers) takes the divisor's sign like Python's %;
+ * fmod = 1 the dividend's, like C's fmod (required for floats). */
+static ts_status k_mod(const ts_kernel_ctx *ctx, ts_tensor *const *in, int n_in, ts_tensor **out, int n_out)
+{
+    if (ts_kernel_need(ctx, in, n_in, 0) || ts_kernel_need(ctx, in, n_in, 1)) return ts_last_status();
+    const ts_tensor *a = in[0], *b = in[1];
+    ts_dtype dt = ts_dtype_promote(a->dtype, b->dtype);
+    bool fmod = ts_gnode_int(ctx->node, "fmod", 0) != 0;
+    if (!fmod && ts_dtype_is_float(dt))
+        return ts_fail(TS_ERR_ARG, "Mod: floating inputs need fmod = 1");
+    ts_tensor *r = ts_binary(TS_REMAINDER, a, b);
+    if (r && fmod) {   /* remainder has b's sign: where it is non-zero and the signs of a and b differ, r - b */
+        ts_tensor *nz = ts_binary_scalar(TS_NE, r, 0, false);
+        ts_tensor *sa = nz ? ts_binary_scalar(TS_LT, a, 0, false) : NULL, *sb = sa ? ts_binary_scalar(TS_LT, b, 0, false) : NULL;
+        ts_tensor *diff = sb ? ts_binary(TS_NE, sa, sb) : NULL, *mask = diff ? ts_binary(TS_LOGICAL_AND, nz, diff) : NULL;
+        ts_tensor *rb = mask ? ts_binary(TS_SUB, r, b) : NULL, *y = rb ? ts_where(mask, rb, r) : NULL;
+        ts_tensor_release(nz); ts_tensor_release(sa); ts_tensor_release(sb); ts_tensor_release(diff);
+        ts_tensor_release(mask); ts_tensor_release(rb); ts_tensor_release(r);
+        r = y;
+    }
+    return nn_out1(out, r ? ts_narrow_dtype(r, dt) : NULL);
+}
+
 /* ---- Clip ----------------------------------------------------------------------------- */
 
 /* Bounds: attributes min/max before opset 11, optional scalar inputs from 11. */
@@ -338,8 +390,7 @@ static ts_status infer_binary(ts_graph *g, const ts_gnode *n, int64_t opset, con
                               ts_gvalue *const *out)
 {
     ts_dtype dt = TS_DTYPE_UNKNOWN;
-    const ts_op_def *def = ts_op_find(n->domain, n->op_type);
-    ts_binop op = def ? (ts_binop)(intptr_t)def->user : TS_ADD;
+    ts_binop op = strcmp(n->op_type, "Pow") ? TS_ADD : TS_POW;
     if (n->n_inputs >= 2 && in[0] && in[1] && in[0]->dtype != TS_DTYPE_UNKNOWN && in[1]->dtype != TS_DTYPE_UNKNOWN)
         dt = binary_dtype(op, in[0]->dtype, in[1]->dtype);
     return ts_infer_broadcast_to(g, n, in, out[0], dt);
@@ -407,10 +458,14 @@ void ts_graph_register_nn_ops(void)
         { "Relu", TS_RELU }, { "Sigmoid", TS_SIGMOID }, { "Tanh", TS_TANH }, { "Erf", TS_ERF },
         { "Sqrt", TS_SQRT }, { "Exp", TS_EXP }, { "Log", TS_LOG }, { "Neg", TS_NEG }, { "Abs", TS_ABS },
         { "Reciprocal", TS_RECIPROCAL }, { "Floor", TS_FLOOR }, { "Ceil", TS_CEIL }, { "Sin", TS_SIN },
-        { "Cos", TS_COS },
+        { "Cos", TS_COS }, { "Tan", TS_TAN }, { "Asin", TS_ASIN }, { "Acos", TS_ACOS }, { "Atan", TS_ATAN },
+        { "Sinh", TS_SINH }, { "Cosh", TS_COSH }, { "Sign", TS_SIGN }, { "Round", TS_ROUND },
     };
     for (size_t i = 0; i < sizeof unary / sizeof unary[0]; i++)
         reg(unary[i].name, k_unary, ts_infer_same, flops_elementwise, USER(unary[i].op));
+    reg("IsNaN", k_is, infer_bool_same, flops_elementwise, NULL);
+    reg("IsInf", k_is, infer_bool_same, flops_elementwise, USER(1));
+    reg("Mod", k_mod, infer_binary, flops_elementwise, USER(TS_REMAINDER));
     reg("Gelu", k_gelu, ts_infer_same, flops_elementwise, NULL);
     reg("LeakyRelu", k_leaky_relu, ts_infer_same, flops_elementwise, NULL);
     reg("PRelu", k_prelu, ts_infer_same, flops_elementwise, NULL);

@@ -3,8 +3,8 @@
  * auto_pad SAME_UPPER / SAME_LOWER / VALID, optional bias), ConvTranspose
  * (1-D and 2-D; output_padding, output_shape, auto_pad), com.microsoft's
  * FusedConv (Conv, then + Z, then an activation: what ops_nn_fuse.c's
- * pass produces, as ONNX Runtime does), Gemm and MatMul; and the sliding
- * (the sliding-window helpers are in ops_nn.c).
+ * pass produces, as ONNX Runtime does), Gemm and MatMul (the sliding-window
+ * helpers they share with the pools are in ops_nn.c).
  *
  * Conv runs ts_conv2d / ts_conv1d (im2col + GEMM); asymmetric pads pad the
  * input first. ConvTranspose is the input gradient of a convolution
@@ -100,6 +100,7 @@ static ts_status k_fused_conv(const ts_kernel_ctx *ctx, ts_tensor *const *in, in
     ts_status st = TS_OK;
     if (n_in > 3 && in[3]) st = ts_binary_(TS_ADD, y, in[3]);
     if (st || !*act) {
+        /* nothing more */
     } else if (!strcmp(act, "Relu")) {
         st = ts_unary_(TS_RELU, y);
     } else if (!strcmp(act, "Sigmoid")) {

@@ -295,8 +295,10 @@ static ts_status k_einsum(const ts_kernel_ctx *ctx, ts_tensor *const *in, int n_
 {
     const char *eq = ts_gnode_string(ctx->node, "equation", NULL);
     if (!eq) return ts_fail(TS_ERR_ARG, "Einsum: the equation attribute is required");
-    int ranks[EIN_MAX_IN];
-    for (int i = 0; i < n_in && i < EIN_MAX_IN; i++) {
+    if (n_in < 1 || n_in > EIN_MAX_IN)
+        return ts_fail(TS_ERR_ARG, "Einsum: %d inputs (1 to %d supported)", n_in, EIN_MAX_IN);
+    int ranks[EIN_MAX_IN] = { 0 };
+    for (int i = 0; i < n_in; i++) {
         if (ts_kernel_need(ctx, in, n_in, i)) return ts_last_status();
         ranks[i] = in[i]->ndim;
     }
@@ -357,9 +359,11 @@ static ts_status infer_einsum(ts_graph *g, const ts_gnode *n, int64_t opset, con
 {
     const char *eq = ts_gnode_string(n, "equation", NULL);
     if (!eq) return ts_fail(TS_ERR_ARG, "Einsum: the equation attribute is required");
-    int ranks[EIN_MAX_IN];
+    int ranks[EIN_MAX_IN] = { 0 };
     ts_dtype dt = TS_DTYPE_UNKNOWN;
-    for (int i = 0; i < n->n_inputs && i < EIN_MAX_IN; i++) {
+    if (n->n_inputs < 1 || n->n_inputs > EIN_MAX_IN)
+        return ts_fail(TS_ERR_ARG, "Einsum: %d inputs (1 to %d supported)", n->n_inputs, EIN_MAX_IN);
+    for (int i = 0; i < n->n_inputs; i++) {
         if (!in[i]) return ts_fail(TS_ERR_ARG, "Einsum: input %d is missing", i);
         if (in[i]->ndim < 0) {
             ts_gval_set(out[0], in[0]->dtype, TS_RANK_UNKNOWN, NULL);
@@ -393,8 +397,8 @@ static ts_status infer_einsum(ts_graph *g, const ts_gnode *n, int64_t opset, con
 static double flops_einsum(const ts_gnode *n, const ts_gvalue *const *in, const ts_gvalue *const *out)
 {
     const char *eq = ts_gnode_string(n, "equation", NULL);
-    int ranks[EIN_MAX_IN];
-    if (!eq || n->n_inputs > EIN_MAX_IN) return -1;
+    int ranks[EIN_MAX_IN] = { 0 };
+    if (!eq || n->n_inputs < 1 || n->n_inputs > EIN_MAX_IN) return -1;
     for (int i = 0; i < n->n_inputs; i++) {
         if (!in[i] || !ts_gval_concrete(in[i], NULL)) return -1;
         ranks[i] = in[i]->ndim;

@@ -19,10 +19,12 @@ typedef struct ts_io_atomic {
     int fd;
     char *tmp;          /* the temp file's name */
     char *target;       /* the file being replaced */
-    const char *op;     /* names the operation in messages (borrowed) */
+    const char *op;     /* starts messages, "op: ..." (borrowed; NULL: no prefix) */
 } ts_io_atomic;
 
-/* Creates the temp file. On failure nothing needs releasing. */
+/* Creates the temp file. `op` starts every message ("npy write: ...");
+ * NULL leaves messages unprefixed for callers that add their own. On
+ * failure nothing needs releasing. */
 ts_status ts_io_atomic_begin(ts_io_atomic *a, const char *path, const char *op);
 /* Appends n bytes (any size; EINTR and short writes are handled). */
 ts_status ts_io_atomic_write(ts_io_atomic *a, const void *buf, size_t n);

@@ -1,12 +1,15 @@
-/* npy_mem.c — .npy bytes in memory to tensors (torsh/npz.h: ts_npy_parse,
- * ts_npy_from_storage), for arrays inside .npz archives. Format 1.0, 2.0
- * and 3.0: "\x93NUMPY", major, minor, the header length (u16 LE for 1.x,
- * u32 LE otherwise), a Python dict literal such as
- * {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), } read by a small
- * strict tokenizer (quoted strings, True/False, tuples of integers; nothing
- * is evaluated), then exactly the data the shape needs. Same dtypes and
- * rules as ts_npy_read (core/io/npy.c), which reads files through stdio. */
-#include "torsh/npz.h"
+/* npy_mem.c — the .npy header parser of core/io (npy_internal.h), used by
+ * both .npy readers, and the in-memory reader built on it (torsh/npz.h:
+ * ts_npy_parse, ts_npy_from_storage) for arrays inside .npz archives; the
+ * file reader ts_npy_read (npy.c) streams the data through stdio.
+ *
+ * Format 1.0, 2.0 and 3.0: "\x93NUMPY", major, minor, the header length
+ * (u16 LE for 1.x, u32 LE otherwise), a Python dict literal such as
+ * {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), } read by a
+ * small strict tokenizer (quoted strings, True/False, tuples of integers;
+ * each key once; nothing is evaluated), then exactly the data the shape
+ * needs. */
+#include "npy_internal.h"
 
 #include "io_internal.h"
 
@@ -16,13 +19,14 @@
 #define NPY_MAX_HEADER ((uint32_t)1 << 20)
 
 typedef struct mparser {
-    const char *begin, *p, *end, *name;
+    const char *begin, *p, *end;
+    const npy_source *src;
 } mparser;
 
 static ts_status bad_header(const mparser *ps, const char *what)
 {
-    return ts_fail(TS_ERR_FORMAT, "npy: %s: malformed header: %s at byte %lld of the header", ps->name, what,
-                   (long long)(ps->p - ps->begin));
+    return ts_fail(TS_ERR_FORMAT, "%s: %s: malformed header: %s at byte %lld of the header", ps->src->op,
+                   ps->src->name, what, (long long)(ps->p - ps->begin));
 }
 
 static void skip_space(mparser *ps)
@@ -85,7 +89,8 @@ static ts_status parse_shape(mparser *ps, ts_npy_info *h)
     if (!accept(ps, '(')) return bad_header(ps, "shape must be a tuple");
     h->ndim = 0;
     while (!accept(ps, ')')) {
-        if (h->ndim == TS_MAX_DIMS) return ts_fail(TS_ERR_FORMAT, "npy: %s: more than %d dims", ps->name, TS_MAX_DIMS);
+        if (h->ndim == TS_MAX_DIMS)
+            return ts_fail(TS_ERR_FORMAT, "%s: %s: more than %d dims", ps->src->op, ps->src->name, TS_MAX_DIMS);
         if (parse_dim(ps, &h->shape[h->ndim])) return ts_last_status();
         h->ndim++;
         if (!accept(ps, ',')) {
@@ -97,7 +102,7 @@ static ts_status parse_shape(mparser *ps, ts_npy_info *h)
 }
 
 /* Maps a descr to a dtype; swap when the data is big-endian. */
-static ts_status parse_descr(const char *name, ts_npy_info *h)
+static ts_status parse_descr(const npy_source *src, ts_npy_info *h)
 {
     static const struct { const char *code; ts_dtype dt; } types[] = {
         { "f4", TS_F32 }, { "f8", TS_F64 }, { "f2", TS_F16 }, { "u1", TS_U8 }, { "i1", TS_I8 },
@@ -115,13 +120,13 @@ static ts_status parse_descr(const char *name, ts_npy_info *h)
         h->swap = size > 1 && order == '>';
         return TS_OK;
     }
-    return ts_fail(TS_ERR_FORMAT, "npy: %s: dtype '%s' is not supported (read: <f4 <f8 <f2 |u1 |i1 <i2 <i4 <i8 |b1)",
-                   name, descr);
+    return ts_fail(TS_ERR_FORMAT, "%s: %s: dtype '%s' is not supported (read: <f4 <f8 <f2 |u1 |i1 <i2 <i4 <i8 |b1)",
+                   src->op, src->name, descr);
 }
 
-static ts_status parse_dict(const char *text, size_t n, const char *name, ts_npy_info *h)
+static ts_status parse_dict(const char *text, size_t n, const npy_source *src, ts_npy_info *h)
 {
-    mparser ps = { text, text, text + n, name };
+    mparser ps = { text, text, text + n, src };
     bool have_descr = false, have_fortran = false, have_shape = false;
     if (!accept(&ps, '{')) return bad_header(&ps, "expected '{'");
     while (!accept(&ps, '}')) {
@@ -139,8 +144,8 @@ static ts_status parse_dict(const char *text, size_t n, const char *name, ts_npy
             have_shape = true;
             st = parse_shape(&ps, h);
         } else {
-            return ts_fail(TS_ERR_FORMAT, "npy: %s: unexpected or repeated header key '%s' (descr, fortran_order and "
-                           "shape are read, once each)", name, key);
+            return ts_fail(TS_ERR_FORMAT, "%s: %s: unexpected or repeated header key '%s' (descr, fortran_order and "
+                           "shape are read, once each)", src->op, src->name, key);
         }
         if (st) return st;
         if (!accept(&ps, ',')) {
@@ -151,67 +156,116 @@ static ts_status parse_dict(const char *text, size_t n, const char *name, ts_npy
     skip_space(&ps);
     if (ps.p != ps.end) return bad_header(&ps, "unexpected text after the dict");
     if (!have_descr || !have_fortran || !have_shape)
-        return ts_fail(TS_ERR_FORMAT, "npy: %s: the header lacks %s", name,
+        return ts_fail(TS_ERR_FORMAT, "%s: %s: the header lacks %s", src->op, src->name,
                        !have_descr ? "'descr'" : !have_fortran ? "'fortran_order'" : "'shape'");
-    return parse_descr(name, h);
+    return parse_descr(src, h);
 }
 
-ts_status ts_npy_parse(const void *data, size_t n, const char *name, ts_npy_info *h)
+/* The preamble: where the header starts and how long it is. */
+static ts_status parse_preamble(const unsigned char *b, size_t n, uint64_t total, const npy_source *src,
+                                uint64_t *start, uint64_t *hlen)
 {
-    const unsigned char *b = data;
-    memset(h, 0, sizeof *h);
-    if (!name) name = "?";
     if (n < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
-        return ts_fail(TS_ERR_FORMAT, "npy: %s: not a .npy array (no \\x93NUMPY magic; %zu bytes)", name, n);
+        return ts_fail(TS_ERR_FORMAT, "%s: %s: not a .npy %s (no \\x93NUMPY magic; %llu bytes)", src->op, src->name,
+                       src->noun, (unsigned long long)total);
     int major = b[6], minor = b[7];
-    uint64_t hlen, start;
     if (major == 1) {
-        hlen = (uint64_t)b[8] | (uint64_t)b[9] << 8;
-        start = 10;
+        *hlen = (uint64_t)b[8] | (uint64_t)b[9] << 8;
+        *start = 10;
     } else if (major == 2 || major == 3) {
-        if (n < 12) return ts_fail(TS_ERR_FORMAT, "npy: %s: truncated preamble (%zu bytes)", name, n);
-        hlen = (uint64_t)b[8] | (uint64_t)b[9] << 8 | (uint64_t)b[10] << 16 | (uint64_t)b[11] << 24;
-        start = 12;
+        if (n < 12)
+            return ts_fail(TS_ERR_FORMAT, "%s: %s: truncated preamble (%llu bytes)", src->op, src->name,
+                           (unsigned long long)total);
+        *hlen = (uint64_t)b[8] | (uint64_t)b[9] << 8 | (uint64_t)b[10] << 16 | (uint64_t)b[11] << 24;
+        *start = 12;
     } else {
-        return ts_fail(TS_ERR_FORMAT, "npy: %s: format version %d.%d is not supported (1.0, 2.0 and 3.0 are read)",
-                       name, major, minor);
+        return ts_fail(TS_ERR_FORMAT, "%s: %s: format version %d.%d is not supported (1.0, 2.0 and 3.0 are read)",
+                       src->op, src->name, major, minor);
     }
-    if (hlen > NPY_MAX_HEADER)
-        return ts_fail(TS_ERR_FORMAT, "npy: %s: header length %llu is implausible (over %u bytes)", name,
-                       (unsigned long long)hlen, NPY_MAX_HEADER);
-    if (hlen > n - start)
-        return ts_fail(TS_ERR_FORMAT, "npy: %s: truncated: the header needs %llu bytes, %llu follow the preamble", name,
-                       (unsigned long long)hlen, (unsigned long long)(n - start));
+    if (*hlen > NPY_MAX_HEADER)
+        return ts_fail(TS_ERR_FORMAT, "%s: %s: header length %llu is implausible (over %u bytes)", src->op, src->name,
+                       (unsigned long long)*hlen, NPY_MAX_HEADER);
+    if (*hlen > total - *start)
+        return ts_fail(TS_ERR_FORMAT, "%s: %s: truncated: the header needs %llu bytes, the %s has %llu after the "
+                       "preamble", src->op, src->name, (unsigned long long)*hlen, src->noun,
+                       (unsigned long long)(total - *start));
+    return TS_OK;
+}
+
+ts_status npy_head_len(const unsigned char *b, size_t n, uint64_t total, const npy_source *src, uint64_t *len)
+{
+    uint64_t start, hlen;
+    if (parse_preamble(b, n, total, src, &start, &hlen)) return ts_last_status();
+    *len = start + hlen;
+    return TS_OK;
+}
+
+ts_status npy_parse_head(const unsigned char *b, size_t n, uint64_t total, const npy_source *src, ts_npy_info *h)
+{
+    memset(h, 0, sizeof *h);
+    uint64_t start, hlen;
+    if (parse_preamble(b, n, total, src, &start, &hlen)) return ts_last_status();
+    if (hlen > n - start)       /* a caller's mistake: the header was not handed over */
+        return ts_fail(TS_ERR_ARG, "%s: %s: %llu header bytes were given, %llu are needed", src->op, src->name,
+                       (unsigned long long)(n - start), (unsigned long long)hlen);
     const char *text = (const char *)b + start;
-    if (memchr(text, '\0', (size_t)hlen)) return ts_fail(TS_ERR_FORMAT, "npy: %s: NUL byte in the header", name);
-    if (parse_dict(text, (size_t)hlen, name, h)) return ts_last_status();
+    if (memchr(text, '\0', (size_t)hlen))
+        return ts_fail(TS_ERR_FORMAT, "%s: %s: NUL byte in the header", src->op, src->name);
+    if (parse_dict(text, (size_t)hlen, src, h)) return ts_last_status();
     h->data_offset = start + hlen;
     int64_t numel, need;
     char s[TS_SHAPE_STR_CAP];
     ts_shape_str(h->shape, h->ndim, s, sizeof s);
     if (!io_checked_bytes(h->shape, h->ndim, ts_dtype_size(h->dtype), &numel, &need))
-        return ts_fail(TS_ERR_FORMAT, "npy: %s: shape %s of %s is larger than any tensor torsh allocates", name, s,
-                       h->descr);
-    uint64_t avail = n - h->data_offset;
+        return ts_fail(TS_ERR_FORMAT, "%s: %s: shape %s of %s is larger than any tensor torsh allocates", src->op,
+                       src->name, s, h->descr);
+    uint64_t avail = total - h->data_offset;
     if (avail != (uint64_t)need)
-        return ts_fail(TS_ERR_FORMAT, "npy: %s: %s: shape %s of %s needs %lld bytes of data, there are %llu", name,
-                       avail < (uint64_t)need ? "truncated" : "size mismatch", s, h->descr, (long long)need,
-                       (unsigned long long)avail);
+        return ts_fail(TS_ERR_FORMAT, "%s: %s: %s: shape %s of %s needs %lld bytes of data, the %s has %llu", src->op,
+                       src->name, avail < (uint64_t)need ? "truncated" : "size mismatch", s, h->descr,
+                       (long long)need, src->noun, (unsigned long long)avail);
     h->nbytes = (uint64_t)need;
     return TS_OK;
 }
 
-/* Reverses the dims of a Fortran-ordered tensor into a C-ordered copy
- * (consumes t). */
-static ts_tensor *from_fortran(ts_tensor *t)
+/* The shape of the data as stored: Fortran order keeps the dims reversed. */
+static void stored_shape(const ts_npy_info *h, int64_t *shape)
 {
-    int dims[TS_MAX_DIMS];
+    for (int d = 0; d < h->ndim; d++) shape[d] = h->fortran ? h->shape[h->ndim - 1 - d] : h->shape[d];
+}
+
+ts_tensor *npy_new_tensor(const ts_npy_info *h)
+{
+    int64_t shape[TS_MAX_DIMS];
+    stored_shape(h, shape);
+    return ts_tensor_new(shape, h->ndim, h->dtype);
+}
+
+ts_tensor *npy_finish(ts_tensor *t, const ts_npy_info *h, bool raw)
+{
+    if (!t) return NULL;
+    if (raw && h->nbytes) {
+        uint8_t *p = ts_tensor_data(t);
+        if (h->swap) io_swap_bytes(p, ts_tensor_numel(t), ts_dtype_size(h->dtype));
+        if (h->dtype == TS_BOOL)
+            for (uint64_t i = 0; i < h->nbytes; i++) p[i] = p[i] != 0;      /* as NumPy reads them */
+    }
+    if (!h->fortran || h->ndim < 2) return t;
+    int dims[TS_MAX_DIMS];                  /* reverse the dims into a C-ordered copy */
     for (int d = 0; d < t->ndim; d++) dims[d] = t->ndim - 1 - d;
     ts_tensor *v = ts_permute(t, dims, t->ndim);
     ts_tensor *c = v ? ts_clone(v) : NULL;
     ts_tensor_release(v);
     ts_tensor_release(t);
     return c;
+}
+
+/* ---- the in-memory reader (torsh/npz.h) ----------------------------------------------- */
+
+ts_status ts_npy_parse(const void *data, size_t n, const char *name, ts_npy_info *h)
+{
+    npy_source src = { "npy", name ? name : "?", "array" };
+    return npy_parse_head(data, n, n, &src, h);
 }
 
 ts_tensor *ts_npy_from_storage(ts_storage *s, const char *name)
@@ -221,24 +275,16 @@ ts_tensor *ts_npy_from_storage(ts_storage *s, const char *name)
     if (ts_npy_parse(s->data, s->nbytes, name, &h)) return NULL;
     size_t es = ts_dtype_size(h.dtype);
     const uint8_t *src = (const uint8_t *)s->data + h.data_offset;
-    int64_t shape[TS_MAX_DIMS];
-    for (int d = 0; d < h.ndim; d++) shape[d] = h.fortran ? h.shape[h.ndim - 1 - d] : h.shape[d];
     bool copy = h.swap || h.data_offset % es != 0 || (uintptr_t)src % es != 0;
     if (h.dtype == TS_BOOL)
         for (uint64_t i = 0; i < h.nbytes && !copy; i++) copy = src[i] > 1;
-    ts_tensor *t;
     if (!copy) {
-        t = ts_tensor_from_storage(s, h.dtype, (int64_t)(h.data_offset / es), shape, NULL, h.ndim);
-    } else {
-        t = ts_tensor_new(shape, h.ndim, h.dtype);
-        if (t && h.nbytes) {
-            uint8_t *dst = ts_tensor_data(t);
-            memcpy(dst, src, (size_t)h.nbytes);
-            if (h.swap) io_swap_bytes(dst, ts_tensor_numel(t), es);
-            if (h.dtype == TS_BOOL)
-                for (uint64_t i = 0; i < h.nbytes; i++) dst[i] = dst[i] != 0;
-        }
+        int64_t shape[TS_MAX_DIMS];
+        stored_shape(&h, shape);
+        return npy_finish(ts_tensor_from_storage(s, h.dtype, (int64_t)(h.data_offset / es), shape, NULL, h.ndim), &h,
+                          false);
     }
-    if (!t) return NULL;
-    return h.fortran && h.ndim > 1 ? from_fortran(t) : t;
+    ts_tensor *t = npy_new_tensor(&h);
+    if (t && h.nbytes) memcpy(ts_tensor_data(t), src, (size_t)h.nbytes);
+    return npy_finish(t, &h, true);
 }

@@ -498,8 +498,12 @@ static ts_status zip_setup(pt_ctx *c, zip_impl *zi, const char *path)
     const ts_zip_entry *first = ts_zip_entry_at(z, 0);
     if (!first) return ts_fail(TS_ERR_FORMAT, "pt: '%s': the zip archive is empty: not a PyTorch checkpoint", path);
     const char *slash = strchr(first->name, '/');
-    if (!slash || (size_t)(slash - first->name) + 2 > sizeof zi->prefix)
-        return ts_fail(TS_ERR_FORMAT, "pt: '%s': entry '%s' is not inside a top-level folder: not a PyTorch checkpoint", path, first->name);
+    if (!slash || (size_t)(slash - first->name) + 2 > sizeof zi->prefix) {
+        size_t k = strlen(first->name);
+        bool npy = k > 4 && strcmp(first->name + k - 4, ".npy") == 0;
+        return ts_fail(TS_ERR_FORMAT, "pt: '%s': entry '%s' is not inside a top-level folder: not a PyTorch checkpoint%s",
+                       path, first->name, npy ? " (it looks like a NumPy .npz archive)" : "");
+    }
     memcpy(zi->prefix, first->name, (size_t)(slash - first->name) + 1);
     zi->prefix[slash - first->name + 1] = '\0';
     char name[sizeof zi->prefix + 32], buf[32];

@@ -1,10 +1,12 @@
 /* torsh_file.c — reader and writer of the native `.torsh` file (see
  * torsh/torsh_file.h and docs/FORMAT_TORSH.md): layout and CRC-32 of tensor
- * data (zlib, chunked over the thread pool), the atomic writer (temp file,
- * fsync, rename, folder fsync) and the reader (one read-only mapping of the
- * whole file; tensors are views of it or heap copies). Uses POSIX I/O and
- * zlib; no JSON here. */
+ * data (zlib, chunked over the thread pool), the writer (atomic through
+ * io_atomic.h: temp file, fsync, rename, folder fsync) and the reader (one
+ * read-only mapping of the whole file; tensors are views of it or heap
+ * copies). Uses POSIX I/O and zlib; no JSON here. */
 #include "torsh/torsh_file.h"
+
+#include "io_atomic.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,15 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #define CRC_CHUNK ((size_t)4 << 20)     /* bytes per parallel CRC task */
 #define CRC_SLICE ((size_t)256 << 10)   /* copy+CRC step that stays in cache */
-#define WRITE_MAX ((size_t)1 << 30)     /* bytes per write() call */
 
 struct ts_torsh_file {
     char *path;
@@ -149,32 +148,6 @@ ts_status ts_torsh_plan(ts_tensor *const *tensors, size_t n, ts_torsh_entry *ent
 
 /* ---- the atomic writer ------------------------------------------------------ */
 
-static ts_status write_all(int fd, const void *buf, size_t n, const char *tmp)
-{
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n < WRITE_MAX ? n : WRITE_MAX);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return ts_fail(TS_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return TS_OK;
-}
-
-static ts_status write_zeros(int fd, uint64_t n, const char *tmp)
-{
-    static const char zeros[4096];
-    while (n > 0) {
-        size_t k = n < sizeof zeros ? (size_t)n : sizeof zeros;
-        if (write_all(fd, zeros, k, tmp)) return ts_last_status();
-        n -= k;
-    }
-    return TS_OK;
-}
-
 /* Checks entries against the tensors: sizes, alignment, order. */
 static ts_status check_entries(ts_tensor *const *tensors, const ts_torsh_entry *entries, size_t n)
 {
@@ -195,62 +168,17 @@ static ts_status check_entries(ts_tensor *const *tensors, const ts_torsh_entry *
     return TS_OK;
 }
 
-/* "<path>.tmp.<pid>.<16 hex digits>", created with O_EXCL. */
-static int create_temp(const char *path, char **tmp_out)
-{
-    size_t cap = strlen(path) + 48;
-    char *tmp = malloc(cap);
-    if (!tmp) { ts_fail(TS_ERR_MEMORY, "out of memory (temp name)"); return -1; }
-    for (int attempt = 0; attempt < 16; attempt++) {
-        uint64_t r = 0;
-        if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            r = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec ^ ((uint64_t)attempt << 56);
-        }
-        snprintf(tmp, cap, "%s.tmp.%ld.%016llx", path, (long)getpid(), (unsigned long long)r);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0) { *tmp_out = tmp; return fd; }
-        if (errno != EEXIST) {
-            ts_fail(TS_ERR_IO, "'%s': cannot create the temporary file '%s': %s", path, tmp, strerror(errno));
-            free(tmp);
-            return -1;
-        }
-    }
-    ts_fail(TS_ERR_IO, "'%s': cannot find a free temporary file name", path);
-    free(tmp);
-    return -1;
-}
-
-/* fsync of the folder holding path, so the rename itself is durable. */
-static ts_status sync_folder(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir) return ts_fail(TS_ERR_MEMORY, "out of memory (folder name)");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    ts_status st = TS_OK;
-    if (fd < 0) st = ts_fail(TS_ERR_IO, "'%s': saved, but cannot open its folder to sync it: %s", path, strerror(errno));
-    else {
-        if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS && errno != ENOTSUP)
-            st = ts_fail(TS_ERR_IO, "'%s': saved, but syncing its folder failed: %s", path, strerror(errno));
-        close(fd);
-    }
-    free(dir);
-    return st;
-}
-
-static ts_status write_tensor(int fd, const ts_tensor *t, const char *tmp)
+static ts_status write_tensor(ts_io_atomic *a, const ts_tensor *t)
 {
     ts_tensor *c = ts_contiguous(t);      /* t itself (retained) when already contiguous */
     if (!c) return ts_last_status();
-    ts_status st = write_all(fd, ts_tensor_data(c), ts_tensor_nbytes(c), tmp);
+    ts_status st = ts_io_atomic_write(a, ts_tensor_data(c), ts_tensor_nbytes(c));
     ts_tensor_release(c);
     return st;
 }
 
-/* Everything between creating the temp file and closing it. */
-static ts_status write_body(int fd, const char *tmp, const char *json, size_t json_len,
+/* Everything between creating the temp file and committing it. */
+static ts_status write_body(ts_io_atomic *a, const char *json, size_t json_len,
                             ts_tensor *const *tensors, const ts_torsh_entry *entries, size_t n)
 {
     uint64_t data_offset = align_up(TS_TORSH_FIXED_HEADER + (uint64_t)json_len);
@@ -261,32 +189,15 @@ static ts_status write_body(int fd, const char *tmp, const char *json, size_t js
     put_u32(head + 12, 0);
     put_u64(head + 16, json_len);
     put_u64(head + 24, data_offset);
-    if (write_all(fd, head, sizeof head, tmp) || write_all(fd, json, json_len, tmp) ||
-        write_zeros(fd, data_offset - TS_TORSH_FIXED_HEADER - json_len, tmp))
+    if (ts_io_atomic_write(a, head, sizeof head) || ts_io_atomic_write(a, json, json_len) ||
+        ts_io_atomic_zeros(a, data_offset - TS_TORSH_FIXED_HEADER - json_len))
         return ts_last_status();
     uint64_t pos = 0;
     for (size_t i = 0; i < n; i++) {
-        if (write_zeros(fd, entries[i].offset - pos, tmp) || write_tensor(fd, tensors[i], tmp))
-            return ts_last_status();
+        if (ts_io_atomic_zeros(a, entries[i].offset - pos) || write_tensor(a, tensors[i])) return ts_last_status();
         pos = entries[i].offset + entries[i].nbytes;
     }
-    if (fsync(fd) != 0) return ts_fail(TS_ERR_IO, "cannot sync '%s' to disk: %s", tmp, strerror(errno));
     return TS_OK;
-}
-
-/* The file a save replaces: the target of a symlink, so the link survives. */
-static char *resolve_target(const char *path, struct stat *old, bool *exists)
-{
-    struct stat ls;
-    *exists = false;
-    if (lstat(path, &ls) == 0 && S_ISLNK(ls.st_mode)) {
-        char *real = realpath(path, NULL);
-        if (real && stat(real, old) == 0) { *exists = true; return real; }
-        free(real);
-    } else if (stat(path, old) == 0) {
-        *exists = true;
-    }
-    return strdup(path);
 }
 
 ts_status ts_torsh_write(const char *path, const char *json, size_t json_len,
@@ -296,27 +207,13 @@ ts_status ts_torsh_write(const char *path, const char *json, size_t json_len,
     if (!path || !*path) return ts_fail(TS_ERR_ARG, "torsh write: empty path");
     if (!json && json_len) return ts_fail(TS_ERR_ARG, "torsh write: NULL JSON header");
     if (check_entries(tensors, entries, n)) return ts_last_status();
-    struct stat old;
-    bool exists;
-    char *target = resolve_target(path, &old, &exists);
-    if (!target) return ts_fail(TS_ERR_MEMORY, "out of memory (path)");
-    if (exists && S_ISDIR(old.st_mode)) {
-        free(target);
-        return ts_fail(TS_ERR_IO, "'%s' is a folder; give a file name to save to", path);
+    ts_io_atomic a;
+    if (ts_io_atomic_begin(&a, path, NULL)) return ts_last_status();   /* NULL: torsh.save prefixes messages */
+    if (write_body(&a, json, json_len, tensors, entries, n)) {
+        ts_io_atomic_abort(&a);
+        return ts_last_status();
     }
-    char *tmp = NULL;
-    int fd = create_temp(target, &tmp);
-    if (fd < 0) { free(target); return ts_last_status(); }
-    if (exists && S_ISREG(old.st_mode)) (void)fchmod(fd, old.st_mode & 07777);   /* keep the old file's mode */
-    ts_status st = write_body(fd, tmp, json, json_len, tensors, entries, n);
-    if (close(fd) != 0 && st == TS_OK) st = ts_fail(TS_ERR_IO, "cannot close '%s': %s", tmp, strerror(errno));
-    if (st == TS_OK && rename(tmp, target) != 0)
-        st = ts_fail(TS_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, target, strerror(errno));
-    if (st != TS_OK) unlink(tmp);
-    else st = sync_folder(target);
-    free(tmp);
-    free(target);
-    return st;
+    return ts_io_atomic_commit(&a);
 }
 
 /* ---- the reader ------------------------------------------------------------- */

@@ -1,25 +1,20 @@
 /* zip_write.c — the ZIP writer of torsh/zip.h: stored entries laid out the
  * way PyTorch's PyTorchStreamWriter does (aligned data behind an "FB"
  * padding field, data descriptors, ZIP64 fields when sizes or offsets need
- * them, ZIP64 end records), written to a temp file that is synced and
- * renamed over the target. Uses POSIX I/O and zlib (CRC-32). */
+ * them, ZIP64 end records), written atomically through io_atomic.h (a
+ * temp file that is synced and renamed over the target). Uses POSIX I/O
+ * and zlib (CRC-32). */
 #include "torsh/zip.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 #include <zlib.h>
 
+#include "io_atomic.h"
 #include "zip_internal.h"
 
 #define BUF_CAP ((size_t)1 << 16)
-#define WRITE_MAX ((size_t)1 << 30)
 
 typedef struct wentry {
     char *name;
@@ -29,14 +24,15 @@ typedef struct wentry {
 } wentry;
 
 struct ts_zip_writer {
-    int fd;
-    char *tmp, *target;
+    ts_io_atomic file;          /* the temp file; file.target is the path being replaced */
     ts_zip_write_opts opts;
     uint64_t pos;               /* bytes written so far (including the buffer) */
     unsigned char *buf;
     size_t buffered;
     wentry *entries;
     size_t n, cap;
+    size_t *names;              /* hash set of entry names: index + 1 per slot, 0 = free */
+    size_t names_cap;           /* slots, a power of two > 2 n (0 before the first entry) */
     bool open_entry;            /* between begin and end */
     uint64_t want, got;         /* size of the open entry; bytes written to it */
     uLong crc;
@@ -45,24 +41,9 @@ struct ts_zip_writer {
 
 /* ---- low-level output ----------------------------------------------------------------- */
 
-static ts_status raw_write(ts_zip_writer *w, const void *data, size_t n)
-{
-    const char *p = data;
-    while (n > 0) {
-        ssize_t k = write(w->fd, p, n < WRITE_MAX ? n : WRITE_MAX);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            return ts_fail(TS_ERR_IO, "zip: cannot write '%s': %s", w->tmp, strerror(errno));
-        }
-        p += k;
-        n -= (size_t)k;
-    }
-    return TS_OK;
-}
-
 static ts_status flush_buf(ts_zip_writer *w)
 {
-    ts_status st = raw_write(w, w->buf, w->buffered);
+    ts_status st = ts_io_atomic_write(&w->file, w->buf, w->buffered);
     w->buffered = 0;
     return st;
 }
@@ -82,7 +63,7 @@ static ts_status out(ts_zip_writer *w, const void *data, size_t n)
         w->buffered = n;
         return TS_OK;
     }
-    return raw_write(w, data, n);
+    return ts_io_atomic_write(&w->file, data, n);
 }
 
 /* Marks the writer failed and passes the status on. */
@@ -92,66 +73,38 @@ static ts_status failed(ts_zip_writer *w, ts_status st)
     return st;
 }
 
-/* ---- the temp file ---------------------------------------------------------------------- */
+/* ---- the set of names (zip.h: a name "must be new") --------------------------------------- */
 
-/* "<path>.tmp.<pid>.<16 hex digits>", created with O_EXCL. */
-static int create_temp(const char *path, char **tmp_out)
+static size_t name_hash(const char *s)
 {
-    size_t cap = strlen(path) + 48;
-    char *tmp = malloc(cap);
-    if (!tmp) { ts_fail(TS_ERR_MEMORY, "zip: out of memory (temp name)"); return -1; }
-    for (int attempt = 0; attempt < 16; attempt++) {
-        uint64_t r = 0;
-        if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            r = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec ^ ((uint64_t)attempt << 56);
-        }
-        snprintf(tmp, cap, "%s.tmp.%ld.%016llx", path, (long)getpid(), (unsigned long long)r);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0) { *tmp_out = tmp; return fd; }
-        if (errno != EEXIST) {
-            ts_fail(TS_ERR_IO, "zip: '%s': cannot create the temporary file '%s': %s", path, tmp, strerror(errno));
-            free(tmp);
-            return -1;
-        }
-    }
-    ts_fail(TS_ERR_IO, "zip: '%s': cannot find a free temporary file name", path);
-    free(tmp);
-    return -1;
+    uint64_t h = 14695981039346656037ull;                   /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (size_t)(h ^ h >> 32);
 }
 
-static ts_status sync_folder(const char *path)
+/* The slot holding `name`, or the free slot where it would go. */
+static size_t *name_slot(const ts_zip_writer *w, const char *name)
 {
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir) return ts_fail(TS_ERR_MEMORY, "zip: out of memory (folder name)");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    ts_status st = TS_OK;
-    if (fd < 0) st = ts_fail(TS_ERR_IO, "zip: '%s': saved, but cannot open its folder to sync it: %s", path, strerror(errno));
-    else {
-        if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS && errno != ENOTSUP)
-            st = ts_fail(TS_ERR_IO, "zip: '%s': saved, but syncing its folder failed: %s", path, strerror(errno));
-        close(fd);
-    }
-    free(dir);
-    return st;
+    size_t mask = w->names_cap - 1;
+    for (size_t i = name_hash(name) & mask;; i = (i + 1) & mask)
+        if (w->names[i] == 0 || strcmp(w->entries[w->names[i] - 1].name, name) == 0) return &w->names[i];
 }
 
-/* The file a save replaces: the target of a symlink, so the link survives. */
-static char *resolve_target(const char *path, struct stat *old, bool *exists)
+/* Makes room for one more name (the set stays at most half full). */
+static ts_status names_reserve(ts_zip_writer *w)
 {
-    struct stat ls;
-    *exists = false;
-    if (lstat(path, &ls) == 0 && S_ISLNK(ls.st_mode)) {
-        char *real = realpath(path, NULL);
-        if (real && stat(real, old) == 0) { *exists = true; return real; }
-        free(real);
-    } else if (stat(path, old) == 0) {
-        *exists = true;
-    }
-    return strdup(path);
+    if (2 * (w->n + 1) < w->names_cap) return TS_OK;
+    size_t cap = w->names_cap ? 2 * w->names_cap : 64;
+    size_t *slots = calloc(cap, sizeof *slots);
+    if (!slots) return ts_fail(TS_ERR_MEMORY, "zip: out of memory (entry names)");
+    free(w->names);
+    w->names = slots;
+    w->names_cap = cap;
+    for (size_t i = 0; i < w->n; i++) *name_slot(w, w->entries[i].name) = i + 1;
+    return TS_OK;
 }
+
+/* ---- the writer ------------------------------------------------------------------------- */
 
 ts_zip_writer *ts_zip_writer_open(const char *path, const ts_zip_write_opts *opts)
 {
@@ -161,51 +114,47 @@ ts_zip_writer *ts_zip_writer_open(const char *path, const ts_zip_write_opts *opt
     if (o.align > 4096 || (o.align & (o.align - 1)))
         return ts_fail_null(TS_ERR_ARG, "zip: alignment %u is not a power of two <= 4096", o.align);
     if (o.zip64_at == 0 || o.zip64_at > 0xFFFFFFFFu) o.zip64_at = 0xFFFFFFFFu;
-    struct stat old;
-    bool exists;
-    char *target = resolve_target(path, &old, &exists);
-    if (!target) return ts_fail_null(TS_ERR_MEMORY, "zip: out of memory (path)");
-    if (exists && S_ISDIR(old.st_mode)) {
-        free(target);
-        return ts_fail_null(TS_ERR_IO, "zip: '%s' is a folder; give a file name to save to", path);
-    }
     ts_zip_writer *w = calloc(1, sizeof *w);
     unsigned char *buf = malloc(BUF_CAP);
     if (!w || !buf) {
-        free(w); free(buf); free(target);
+        free(w); free(buf);
         return ts_fail_null(TS_ERR_MEMORY, "zip: out of memory (writer)");
     }
+    if (ts_io_atomic_begin(&w->file, path, "zip")) { free(buf); free(w); return NULL; }
     w->buf = buf;
-    w->target = target;
     w->opts = o;
-    w->fd = create_temp(target, &w->tmp);
-    if (w->fd < 0) { free(buf); free(target); free(w); return NULL; }
-    if (exists && S_ISREG(old.st_mode)) (void)fchmod(w->fd, old.st_mode & 07777);   /* keep the old file's mode */
     return w;
+}
+
+/* Frees everything but the temp file (aborted or committed before). */
+static void free_writer(ts_zip_writer *w)
+{
+    for (size_t i = 0; i < w->n; i++) free(w->entries[i].name);
+    free(w->entries);
+    free(w->names);
+    free(w->buf);
+    free(w);
 }
 
 void ts_zip_writer_abort(ts_zip_writer *w)
 {
     if (!w) return;
-    if (w->fd >= 0) close(w->fd);
-    if (w->tmp) unlink(w->tmp);
-    for (size_t i = 0; i < w->n; i++) free(w->entries[i].name);
-    free(w->entries);
-    free(w->buf);
-    free(w->tmp);
-    free(w->target);
-    free(w);
+    ts_io_atomic_abort(&w->file);           /* closes and removes the temp file */
+    free_writer(w);
 }
 
 /* ---- entries --------------------------------------------------------------------------------- */
 
 ts_status ts_zip_writer_begin(ts_zip_writer *w, const char *name, uint64_t size)
 {
-    if (w->failed) return ts_fail(TS_ERR_ARG, "zip: '%s': an earlier write failed", w->target);
-    if (w->open_entry) return failed(w, ts_fail(TS_ERR_ARG, "zip: '%s': entry '%s' begun inside another entry", w->target, name));
+    if (w->failed) return ts_fail(TS_ERR_ARG, "zip: '%s': an earlier write failed", w->file.target);
+    if (w->open_entry) return failed(w, ts_fail(TS_ERR_ARG, "zip: '%s': entry '%s' begun inside another entry", w->file.target, name));
     size_t nlen = strlen(name);
-    if (nlen > 60000) return failed(w, ts_fail(TS_ERR_ARG, "zip: '%s': entry name is too long", w->target));
-    if (ts_zip_check_name(name, nlen, w->target)) return failed(w, ts_last_status());
+    if (nlen > 60000) return failed(w, ts_fail(TS_ERR_ARG, "zip: '%s': entry name is too long", w->file.target));
+    if (ts_zip_check_name(name, nlen, w->file.target)) return failed(w, ts_last_status());
+    if (names_reserve(w)) return failed(w, ts_last_status());
+    size_t *slot = name_slot(w, name);
+    if (*slot) return failed(w, ts_fail(TS_ERR_ARG, "zip: '%s': two entries are named '%s'", w->file.target, name));
     if (w->n == w->cap) {
         size_t cap = w->cap ? 2 * w->cap : 16;
         wentry *e = realloc(w->entries, cap * sizeof *e);
@@ -217,6 +166,7 @@ ts_status ts_zip_writer_begin(ts_zip_writer *w, const char *name, uint64_t size)
     memset(e, 0, sizeof *e);
     if (!(e->name = strdup(name))) return failed(w, ts_fail(TS_ERR_MEMORY, "zip: out of memory (entry name)"));
     w->n++;
+    *slot = w->n;
     uint64_t zat = w->opts.zip64_at;
     e->offset = w->pos;
     e->size = size;
@@ -260,11 +210,11 @@ ts_status ts_zip_writer_begin(ts_zip_writer *w, const char *name, uint64_t size)
 
 ts_status ts_zip_writer_write(ts_zip_writer *w, const void *data, size_t n)
 {
-    if (w->failed) return ts_fail(TS_ERR_ARG, "zip: '%s': an earlier write failed", w->target);
-    if (!w->open_entry) return failed(w, ts_fail(TS_ERR_ARG, "zip: '%s': write outside an entry", w->target));
+    if (w->failed) return ts_fail(TS_ERR_ARG, "zip: '%s': an earlier write failed", w->file.target);
+    if (!w->open_entry) return failed(w, ts_fail(TS_ERR_ARG, "zip: '%s': write outside an entry", w->file.target));
     if (n > w->want - w->got)
         return failed(w, ts_fail(TS_ERR_ARG, "zip: '%s': entry '%s' was begun with %llu bytes; more are written",
-                                 w->target, w->entries[w->n - 1].name, (unsigned long long)w->want));
+                                 w->file.target, w->entries[w->n - 1].name, (unsigned long long)w->want));
     if (!w->opts.no_crc) {
         if (n >= ((size_t)8 << 20) && w->got == 0 && n == w->want) w->crc = ts_zip_crc32(data, n);
         else w->crc = crc32_z(w->crc, data, n);
@@ -275,12 +225,12 @@ ts_status ts_zip_writer_write(ts_zip_writer *w, const void *data, size_t n)
 
 ts_status ts_zip_writer_end(ts_zip_writer *w)
 {
-    if (w->failed) return ts_fail(TS_ERR_ARG, "zip: '%s': an earlier write failed", w->target);
-    if (!w->open_entry) return failed(w, ts_fail(TS_ERR_ARG, "zip: '%s': end without an entry", w->target));
+    if (w->failed) return ts_fail(TS_ERR_ARG, "zip: '%s': an earlier write failed", w->file.target);
+    if (!w->open_entry) return failed(w, ts_fail(TS_ERR_ARG, "zip: '%s': end without an entry", w->file.target));
     wentry *e = &w->entries[w->n - 1];
     if (w->got != w->want)
         return failed(w, ts_fail(TS_ERR_ARG, "zip: '%s': entry '%s' was begun with %llu bytes, %llu were written",
-                                 w->target, e->name, (unsigned long long)w->want, (unsigned long long)w->got));
+                                 w->file.target, e->name, (unsigned long long)w->want, (unsigned long long)w->got));
     e->crc = w->opts.no_crc ? 0 : (uint32_t)w->crc;
     unsigned char d[24];
     put_u32(d, 0x08074b50u);
@@ -306,25 +256,6 @@ ts_status ts_zip_writer_add(ts_zip_writer *w, const char *name, const void *data
 }
 
 /* ---- the end ------------------------------------------------------------------------------------ */
-
-static int by_name(const void *a, const void *b)
-{
-    return strcmp((*(const wentry *const *)a)->name, (*(const wentry *const *)b)->name);
-}
-
-static ts_status check_unique(ts_zip_writer *w)
-{
-    const wentry **v = malloc((w->n ? w->n : 1) * sizeof *v);
-    if (!v) return ts_fail(TS_ERR_MEMORY, "zip: out of memory");
-    for (size_t i = 0; i < w->n; i++) v[i] = &w->entries[i];
-    qsort(v, w->n, sizeof *v, by_name);
-    ts_status st = TS_OK;
-    for (size_t i = 1; i < w->n && st == TS_OK; i++)
-        if (strcmp(v[i - 1]->name, v[i]->name) == 0)
-            st = ts_fail(TS_ERR_ARG, "zip: '%s': two entries are named '%s'", w->target, v[i]->name);
-    free(v);
-    return st;
-}
 
 static ts_status write_directory(ts_zip_writer *w)
 {
@@ -390,7 +321,6 @@ static ts_status write_directory(ts_zip_writer *w)
     put_u32(e + 16, (uint32_t)(cd_start < 0xFFFFFFFFu ? cd_start : 0xFFFFFFFFu));
     put_u16(e + 20, 0);
     if (out(w, r, sizeof r) || flush_buf(w)) return ts_last_status();
-    if (fsync(w->fd) != 0) return ts_fail(TS_ERR_IO, "zip: cannot sync '%s' to disk: %s", w->tmp, strerror(errno));
     return TS_OK;
 }
 
@@ -398,25 +328,15 @@ ts_status ts_zip_writer_finish(ts_zip_writer *w)
 {
     if (!w) return ts_fail(TS_ERR_ARG, "zip: finish without a writer");
     ts_status st;
-    if (w->failed) st = ts_fail(TS_ERR_ARG, "zip: '%s': an earlier write failed; nothing was saved", w->target);
-    else if (w->open_entry) st = ts_fail(TS_ERR_ARG, "zip: '%s': entry '%s' was not ended", w->target, w->entries[w->n - 1].name);
-    else if ((st = check_unique(w)) == TS_OK) st = write_directory(w);
-    if (st == TS_OK) {
-        int fd = w->fd;
-        w->fd = -1;
-        if (close(fd) != 0) st = ts_fail(TS_ERR_IO, "zip: cannot close '%s': %s", w->tmp, strerror(errno));
-    }
-    if (st == TS_OK && rename(w->tmp, w->target) != 0)
-        st = ts_fail(TS_ERR_IO, "zip: cannot rename '%s' to '%s': %s", w->tmp, w->target, strerror(errno));
+    if (w->failed) st = ts_fail(TS_ERR_ARG, "zip: '%s': an earlier write failed; nothing was saved", w->file.target);
+    else if (w->open_entry)
+        st = ts_fail(TS_ERR_ARG, "zip: '%s': entry '%s' was not ended", w->file.target, w->entries[w->n - 1].name);
+    else st = write_directory(w);
     if (st != TS_OK) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", ts_last_error());
-        ts_zip_writer_abort(w);          /* removes the temp file */
-        return ts_fail(st, "%s", msg);
+        ts_zip_writer_abort(w);             /* removes the temp file, keeps the message */
+        return st;
     }
-    ts_status synced = sync_folder(w->target);
-    free(w->tmp);
-    w->tmp = NULL;                       /* renamed: nothing to remove */
-    ts_zip_writer_abort(w);
-    return synced;
+    st = ts_io_atomic_commit(&w->file);     /* fsync, rename, folder fsync; removes the temp file on failure */
+    free_writer(w);
+    return st;
 }

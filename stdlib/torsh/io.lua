@@ -362,7 +362,8 @@ end
 --- corrupt or newer-major-version file, naming the file and the problem.
 ---
 --- A PyTorch checkpoint (torch.save's zip format, or the legacy format;
---- told by its magic bytes 'PK\3\4', not by its name) loads too, without
+--- told by its magic bytes 'PK\3\4', not by its name, though a name ending
+--- in .torsh always means the native format) loads too, without
 --- running any code (only the pickle globals torch's weights_only loader
 --- allows): the value comes back as Lua tables with tensors (a state_dict is
 --- a table name -> tensor) and the metadata is {format = "pt", container =
@@ -372,7 +373,9 @@ end
 function torsh.load(path, opts)
   if opts ~= nil and type(opts) ~= "table" then error("torsh.load: options must be a table", 2) end
   opts = opts or {}
-  local pt_kind = type(path) == "string" and torsh._pt.sniff(path)
+  -- by content, except that a file named *.torsh is always read as one (so
+  -- a damaged .torsh file gets the .torsh reader's message)
+  local pt_kind = type(path) == "string" and not path:find("%.torsh$") and torsh._pt.sniff(path)
   if pt_kind then return load_pt(path, pt_kind, opts) end
   local verify, copy = opts.verify ~= false, opts.mmap == false
   local f <close>, header = open_header(path, 2)

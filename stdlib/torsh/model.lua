@@ -28,6 +28,12 @@ local function wrap(graph, fields)
   return m
 end
 
+-- Options that every loader honours.
+local function apply_opts(m, opts)
+  if opts.optimize == false then m.optimize = false end
+  return m
+end
+
 --- torsh.model.from_graph(graph [, fields]) -> Model wrapping a torsh._graph Graph.
 function M.from_graph(graph, fields) return wrap(graph, fields) end
 
@@ -176,7 +182,7 @@ function M.from_module(module, example, opts)
   return wrap(torsh.jit.trace(module, example, opts))
 end
 
---- torsh.model.load(path [, {arch=, input_shape=, format=, verify=false}]) -> Model
+--- torsh.model.load(path [, {arch=, input_shape=, format=, verify=false, optimize=true}]) -> Model
 --- (verify: check the CRC-32 of every tensor of a .torsh file; off by default
 --- because it reads every weight, which mapping otherwise avoids)
 function M.load(path, opts)
@@ -187,7 +193,7 @@ function M.load(path, opts)
     local g, err = G.load_onnx(path)
     if not g then error(err, 0) end
     g:infer()
-    return wrap(g, { path = path, format = "onnx" })
+    return apply_opts(wrap(g, { path = path, format = "onnx" }), opts)
   end
   if fmt == "torsh" then
     -- weights are mapped, not read: checking every CRC-32 would touch all of
@@ -197,7 +203,7 @@ function M.load(path, opts)
       local ok, m = pcall(M.from_table, v.graph)
       if not ok then error(path .. ": " .. tostring(m), 0) end
       m.path, m.format = path, "torsh"
-      return m
+      return apply_opts(m, opts)
     end
   end
   if not opts.arch then
@@ -212,13 +218,30 @@ function M.load(path, opts)
   if not shape then error(("architecture '%s': pass input_shape (--shape) to trace it"):format(opts.arch), 0) end
   local example = torsh.zeros(table.unpack(shape))
   local m = wrap(torsh.jit.trace(module, example, { name = opts.arch }), { path = path, format = fmt, module = module })
-  return m
+  return apply_opts(m, opts)
 end
 
 -- ---- the Model object --------------------------------------------------------------------
 
+-- The graph the executor runs: an optimized clone (conv+bn folded, conv +
+-- activation fused, 3x3 convs prepacked for Winograd), made on first run.
+-- m.graph itself stays as loaded, for inspect and export; {optimize=false}
+-- at load runs it as is.
+function Model:exec_graph()
+  if not self._exec then
+    if self.optimize == false then
+      self._exec = self.graph
+    else
+      local g = self.graph:clone()
+      g:optimize()
+      self._exec = g
+    end
+  end
+  return self._exec
+end
+
 --- m:run(x1, ...) -> y1, ... (inputs in graph-input order)
-function Model:run(...) return self.graph:run(...) end
+function Model:run(...) return self:exec_graph():run(...) end
 --- m:run_all(x1, ...) -> name -> tensor for every value (debugging, validation)
 function Model:run_all(...) return self.graph:run_all(...) end
 

@@ -800,6 +800,68 @@ static void test_unary(void)
         ts_tensor_release(xin);
         nn_end(&c);
     }
+    /* more math through ts_unary, against libm */
+    static const struct { const char *op; double (*f)(double); bool unit; } more[] = {
+        { "Tan", tan, true }, { "Asin", asin, true }, { "Acos", acos, true }, { "Atan", atan, false },
+        { "Sinh", sinh, false }, { "Cosh", cosh, false }, { "Round", nearbyint, false },
+    };
+    for (size_t k = 0; k < sizeof more / sizeof more[0]; k++) {
+        float w[24];
+        for (int i = 0; i < 24; i++) w[i] = more[k].unit ? v[i] / 4.5f : (k == 6 ? (float)(i - 12) * 0.5f : v[i]);
+        ts_tensor *xw = from_f32(w, shape, 3);
+        onenode c;
+        nn_begin(&c, more[k].op, "", "i", 1, 17);
+        nn_in(&c, 0, xw, false);
+        ts_tensor *y = nn_run(&c);
+        for (int i = 0; y && i < 24; i++) CHECK_NEAR(ts_tensor_item_at(y, i), more[k].f(w[i]), 1e-5);
+        ts_tensor_release(y);
+        ts_tensor_release(xw);
+        nn_end(&c);
+    }
+    /* IsNaN / IsInf (one side only) give bools */
+    float sp[4] = { NAN, INFINITY, -INFINITY, 1.0f };
+    ts_tensor *xs = from_f32(sp, (int64_t[]){ 4 }, 1);
+    for (int k = 0; k < 3; k++) {
+        onenode c;
+        nn_begin(&c, k ? "IsInf" : "IsNaN", "", "i", 1, 17);
+        nn_in(&c, 0, xs, false);
+        if (k == 2) ts_gnode_set_int(c.g, c.node, "detect_positive", 0);
+        ts_tensor *y = nn_run(&c);
+        const int want[3][4] = { { 1, 0, 0, 0 }, { 0, 1, 1, 0 }, { 0, 0, 1, 0 } };
+        CHECK(y && y->dtype == TS_BOOL);
+        for (int i = 0; y && i < 4; i++) CHECK(ts_tensor_item_at(y, i) == want[k][i]);
+        ts_tensor_release(y);
+        nn_end(&c);
+    }
+    ts_tensor_release(xs);
+    /* Sign and Mod (integer: the divisor's sign; fmod: the dividend's) */
+    {
+        int64_t ma[4] = { 7, -7, 7, -7 }, mb[4] = { 3, 3, -3, -3 };
+        ts_tensor *A = ts_tensor_from_data(ma, TS_I64, (int64_t[]){ 4 }, 1, TS_I64);
+        ts_tensor *B = ts_tensor_from_data(mb, TS_I64, (int64_t[]){ 4 }, 1, TS_I64);
+        const int64_t want_mod[2][4] = { { 1, 2, -2, -1 }, { 1, -1, 1, -1 } };
+        for (int k = 0; k < 2; k++) {
+            onenode c;
+            nn_begin(&c, "Mod", "", "ii", 1, 13);
+            nn_in(&c, 0, A, false);
+            nn_in(&c, 1, B, false);
+            if (k) ts_gnode_set_int(c.g, c.node, "fmod", 1);
+            ts_tensor *y = nn_run(&c);
+            CHECK(y && y->dtype == TS_I64);
+            for (int i = 0; y && i < 4; i++) CHECK(ts_tensor_item_at(y, i) == want_mod[k][i]);
+            ts_tensor_release(y);
+            nn_end(&c);
+        }
+        onenode c;
+        nn_begin(&c, "Sign", "", "i", 1, 13);
+        nn_in(&c, 0, A, false);
+        ts_tensor *y = nn_run(&c);
+        CHECK(y && y->dtype == TS_I64 && ts_tensor_item_at(y, 1) == -1 && ts_tensor_item_at(y, 0) == 1);
+        ts_tensor_release(y);
+        nn_end(&c);
+        ts_tensor_release(A);
+        ts_tensor_release(B);
+    }
     /* Gelu tanh form (opset 20), on f64 */
     ts_tensor *x64 = ts_to_dtype(x, TS_F64);
     onenode c;

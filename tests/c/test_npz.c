@@ -72,7 +72,7 @@ static void test_npy_parse_refusals(void)
         "{'descr': '<f4', 'fortran_order': maybe, 'shape': (1,), }",
         "{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }",
     };
-    const char *want[] = { "truncated: shape [2] of <f4 needs 8 bytes of data, there are 4", "dtype '<c8' is not supported",
+    const char *want[] = { "truncated: shape [2] of <f4 needs 8 bytes of data, the array has 4", "dtype '<c8' is not supported",
                            "lacks 'shape'", "unexpected or repeated header key 'x'", "True or False",
                            "non-negative integer" };
     for (size_t i = 0; i < sizeof dicts / sizeof *dicts; i++) {

@@ -108,9 +108,11 @@ static void test_writer_failures_keep_the_old_file(void)
     CHECK(ts_zip_writer_finish(w) != TS_OK);            /* a failed writer saves nothing */
     w = ts_zip_writer_open(path, NULL);
     CHECK(ts_zip_writer_add(w, "d/x", "a", 1) == TS_OK);
-    CHECK(ts_zip_writer_add(w, "d/x", "b", 1) == TS_OK);
-    CHECK(ts_zip_writer_finish(w) != TS_OK);
+    CHECK(ts_zip_writer_add(w, "d/x", "b", 1) != TS_OK);   /* refused at once (zip.h: "must be new") */
     CHECK(strstr(ts_last_error(), "two entries are named 'd/x'") != NULL);
+    CHECK(ts_zip_writer_begin(w, "d/y", 1) != TS_OK);      /* the writer stays failed */
+    CHECK(ts_zip_writer_finish(w) != TS_OK);
+    CHECK(strstr(ts_last_error(), "nothing was saved") != NULL);
     w = ts_zip_writer_open(path, NULL);
     CHECK(ts_zip_writer_begin(w, "d/y", 10) == TS_OK);
     CHECK(ts_zip_writer_write(w, "12345", 5) == TS_OK);
@@ -280,6 +282,41 @@ static void test_pt_save_load(void)
     ts_tensor_release(i);
 }
 
+/* Names must be new at every size of the writer's name set (it grows past 64 slots). */
+static void test_writer_refuses_duplicate_names(void)
+{
+    const char *path = tmp_path("many.zip");
+    ts_zip_writer *w = ts_zip_writer_open(path, NULL);
+    CHECK(w != NULL);
+    if (!w) return;
+    char name[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof name, "data/%d", i);
+        CHECK(ts_zip_writer_add(w, name, name, strlen(name)) == TS_OK);
+    }
+    CHECK(ts_zip_writer_finish(w) == TS_OK);
+    ts_zip *z = ts_zip_open(path);
+    CHECK(z && ts_zip_count(z) == 300 && ts_zip_find(z, "data/299") != NULL);
+    ts_zip_close(z);
+    for (int dup = 0; dup < 300; dup += 299) {              /* the first and the last name */
+        w = ts_zip_writer_open(path, NULL);
+        for (int i = 0; w && i < 300; i++) {
+            snprintf(name, sizeof name, "data/%d", i);
+            CHECK(ts_zip_writer_add(w, name, "x", 1) == TS_OK);
+        }
+        snprintf(name, sizeof name, "data/%d", dup);
+        CHECK(ts_zip_writer_begin(w, name, 1) != TS_OK);
+        char want[64];
+        snprintf(want, sizeof want, "two entries are named 'data/%d'", dup);
+        CHECK(strstr(ts_last_error(), want) != NULL);
+        ts_zip_writer_abort(w);
+    }
+    z = ts_zip_open(path);                                   /* the aborted writers left the file alone */
+    const ts_zip_entry *e = z ? ts_zip_find(z, "data/7") : NULL;
+    CHECK(e && e->usize == 6);
+    ts_zip_close(z);
+}
+
 int main(void)
 {
     if (!mkdtemp(tmpdir)) {
@@ -288,6 +325,7 @@ int main(void)
     }
     RUN(test_write_read_round_trip);
     RUN(test_writer_failures_keep_the_old_file);
+    RUN(test_writer_refuses_duplicate_names);
     RUN(test_names);
     RUN(test_deflate);
     RUN(test_pickle_values);

@@ -1,7 +1,7 @@
 /* fuzz_npy.c — libFuzzer target of the .npy reader (ts_npy_read) and, on
  * the same bytes, the CIFAR-10 batch reader (ts_cifar10_read): a tensor or
  * an error message, never a crash or a leak. See README.md. */
-// fuzz-sources: core/io/npy.c core/io/cifar.c
+// fuzz-sources: core/io/npy.c core/io/npy_mem.c core/io/cifar.c
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif

@@ -185,6 +185,22 @@ ts_status ts_graph_infer(ts_graph *g, const char *const *sym_names, const int64_
 /* Size bound to symbol `sym` by the last ts_graph_infer, or -1. */
 int64_t ts_graph_symbol_bound(const ts_graph *g, int32_t sym);
 
+/* ---- optimization passes (core/graph/ops_nn_fuse.c) ----------------------------
+ * For running, not for export: run them on a clone after ts_graph_infer,
+ * then infer again. Each ends by pruning and re-sorting the graph.
+ *  - fold_conv_bn: Conv followed by inference BatchNormalization becomes one
+ *    Conv with scaled weights and a bias (the BN statistics disappear, so
+ *    count parameters before folding);
+ *  - fuse_conv_act: Conv -> Relu/Clip/... and Conv -> Add -> Relu become
+ *    com.microsoft::FusedConv (the op ONNX Runtime produces);
+ *  - prepack_winograd: eligible 3x3 stride-1 convs become
+ *    ai.torsh::WinogradConv with pre-transformed weights (torsh-only op);
+ *  - optimize_nn: all three, in that order. */
+ts_status ts_graph_fold_conv_bn(ts_graph *g);
+ts_status ts_graph_fuse_conv_act(ts_graph *g);
+ts_status ts_graph_prepack_winograd(ts_graph *g);
+ts_status ts_graph_optimize_nn(ts_graph *g);
+
 /* ---- ops ------------------------------------------------------------------ */
 
 /* What a kernel sees: the node (attributes), the graph's opset for its
