@@ -527,13 +527,28 @@ static int g_infer(lua_State *L)
     return 0;
 }
 
-/* g:optimize() : conv+bn folding, conv+activation fusion, Winograd prepacking
- * (for running; export the unoptimized graph). Re-infers afterwards. */
+/* g:optimize([passes]) : conv+bn folding ("fold_conv_bn"), conv+activation
+ * fusion ("fuse_conv_act"), Winograd prepacking ("winograd"); all three when
+ * passes is nil (for running; export the unoptimized graph). Re-infers. */
 static int g_optimize(lua_State *L)
 {
+    static const char *const names[] = {"fold_conv_bn", "fuse_conv_act", "winograd", NULL};
+    static ts_status (*const passes[])(ts_graph *) = {ts_graph_fold_conv_bn, ts_graph_fuse_conv_act,
+                                                      ts_graph_prepack_winograd};
     lgraph *lg = check_graph_mut(L, 1);
     tsL_check(L, ts_graph_infer(lg->g, NULL, NULL, 0));
-    tsL_check(L, ts_graph_optimize_nn(lg->g));
+    if (lua_isnoneornil(L, 2)) {
+        tsL_check(L, ts_graph_optimize_nn(lg->g));
+    } else {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, 2); i++) {
+            lua_rawgeti(L, 2, i);
+            int k = luaL_checkoption(L, -1, NULL, names);
+            lua_pop(L, 1);
+            tsL_check(L, passes[k](lg->g));
+            tsL_check(L, ts_graph_infer(lg->g, NULL, NULL, 0));
+        }
+    }
     tsL_check(L, ts_graph_infer(lg->g, NULL, NULL, 0));
     return 0;
 }

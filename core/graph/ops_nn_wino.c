@@ -26,6 +26,41 @@
 
 /* ---- weights ------------------------------------------------------------------------ */
 
+typedef struct wino_pack_job { const float *g; float *U; int64_t K, C; } wino_pack_job;
+
+/* U[., k, .] for output channels [k0, k1): G g G^T per (k, c), computed for
+ * 16 input channels at a time (lane = channel) so every loop below is a
+ * straight vector loop and the 16 output planes are written in runs. */
+#define WINO_LANES 16
+static void wino_pack_rows(int64_t k0, int64_t k1, void *ctx)
+{
+    const wino_pack_job *j = ctx;
+    const int64_t K = j->K, C = j->C;
+    float q[9][WINO_LANES], t[4][3][WINO_LANES], r[16][WINO_LANES];
+    for (int64_t k = k0; k < k1; k++)
+        for (int64_t c0 = 0; c0 < C; c0 += WINO_LANES) {
+            int n = (int)(C - c0 < WINO_LANES ? C - c0 : WINO_LANES);
+            const float *src = j->g + (k * C + c0) * 9;
+            for (int l = 0; l < n; l++)
+                for (int e = 0; e < 9; e++) q[e][l] = src[l * 9 + e];
+            for (int i = 0; i < 3; i++)     /* G g: rows */
+                for (int l = 0; l < WINO_LANES; l++) {
+                    t[0][i][l] = q[i][l];
+                    t[1][i][l] = 0.5f * (q[i][l] + q[3 + i][l] + q[6 + i][l]);
+                    t[2][i][l] = 0.5f * (q[i][l] - q[3 + i][l] + q[6 + i][l]);
+                    t[3][i][l] = q[6 + i][l];
+                }
+            for (int i = 0; i < 4; i++)     /* (G g) G^T: columns */
+                for (int l = 0; l < WINO_LANES; l++) {
+                    r[i * 4 + 0][l] = t[i][0][l];
+                    r[i * 4 + 1][l] = 0.5f * (t[i][0][l] + t[i][1][l] + t[i][2][l]);
+                    r[i * 4 + 2][l] = 0.5f * (t[i][0][l] - t[i][1][l] + t[i][2][l]);
+                    r[i * 4 + 3][l] = t[i][2][l];
+                }
+            for (int p = 0; p < 16; p++) memcpy(j->U + (p * K + k) * C + c0, r[p], sizeof(float) * (size_t)n);
+        }
+}
+
 ts_tensor *nn_wino_weights(const ts_tensor *w)
 {
     char sw[TS_SHAPE_STR_CAP];
@@ -39,27 +74,9 @@ ts_tensor *nn_wino_weights(const ts_tensor *w)
         ts_tensor_release(wc);
         return NULL;
     }
-    const float *g = ts_tensor_data(wc);
-    float *U = ts_tensor_data(u);
-    for (int64_t k = 0; k < K; k++)
-        for (int64_t c = 0; c < C; c++) {
-            const float *q = g + (k * C + c) * 9;
-            float t[4][3], r[4][4];
-            for (int j = 0; j < 3; j++) {   /* G g: rows */
-                t[0][j] = q[j];
-                t[1][j] = 0.5f * (q[j] + q[3 + j] + q[6 + j]);
-                t[2][j] = 0.5f * (q[j] - q[3 + j] + q[6 + j]);
-                t[3][j] = q[6 + j];
-            }
-            for (int i = 0; i < 4; i++) {   /* (G g) G^T: columns */
-                r[i][0] = t[i][0];
-                r[i][1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                r[i][2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-                r[i][3] = t[i][2];
-            }
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++) U[((i * 4 + j) * K + k) * C + c] = r[i][j];
-        }
+    /* prepacking a whole model's weights is a load-time cost: split over threads */
+    wino_pack_job j = { ts_tensor_data(wc), ts_tensor_data(u), K, C };
+    ts_parallel_for(K, 1 + 4096 / (C ? C : 1), wino_pack_rows, &j);
     ts_tensor_release(wc);
     return u;
 }
