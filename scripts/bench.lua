@@ -16,8 +16,10 @@ local opts = cli.parse(arg, {
             "    compare = { { name = \"mm\", a = function() ... end, b = function() ... end } },\n" ..
             "  }\n" ..
             "With --baseline FILE, exits 1 and lists the cases whose median is slower than the\n" ..
-            "baseline's by more than the tolerance with a CI lower bound above it.\n" ..
-            "Model files (torsh bench MODEL) are not supported yet.",
+            "baseline's by more than the tolerance with a CI lower bound above it.\n\n" ..
+            "A model file (.onnx, .torsh, or weights with --arch) is benchmarked instead: inference\n" ..
+            "on random inputs over every combination of --batch and --threads; --compare OTHER\n" ..
+            "times a second model on the same inputs and gives the significance verdict.",
   options = {
     { "format", "table|markdown|csv|json|jsonl", default = "table",
       choices = { "table", "markdown", "csv", "json", "jsonl" }, help = "output format" },
@@ -26,12 +28,20 @@ local opts = cli.parse(arg, {
     { "tolerance", "X", default = "0.05", help = "relative slowdown allowed by --baseline" },
     { "min-time", "SECONDS", help = "minimum timed seconds per case (default 1, or the script's)" },
     { "max-runs", "N", help = "at most N timed runs per case (default 1000)" },
+    { "batch", "N,N,...", default = "1", help = "MODEL: batch sizes to sweep" },
+    { "threads", "N,N,...", help = "MODEL: thread counts to sweep (default: the current count)" },
+    { "dtype", "f32", default = "f32", help = "MODEL: input/compute dtype (f32; others are refused for now)" },
+    { "arch", "NAME|FILE.lua", help = "MODEL: architecture for weight files (see torsh model --help)" },
+    { "compare", "OTHER", help = "MODEL: a second model to compare with (same inputs, significance test)" },
+    { "no-optimize", flag = true, help = "MODEL: run the graph as loaded (no conv+bn folding, fusion, Winograd)" },
   },
   examples = {
     "torsh bench bench/examples/matmul_vs_add.lua",
     "torsh bench bench/examples/matmul_vs_add.lua --format markdown",
     "torsh bench my_cases.lua --save-baseline base.json",
     "torsh bench my_cases.lua --baseline base.json --tolerance 0.1   # in CI",
+    "torsh bench resnet18.onnx --batch 1,8 --threads 1,2",
+    "torsh bench resnet18.onnx --compare resnet18.torsh --format markdown",
   },
 })
 
@@ -46,13 +56,92 @@ end
 local script = opts[1]
 if not script then cli.usage_error("bench: missing SCRIPT.lua (see torsh bench --help)") end
 if #opts > 1 then cli.usage_error("bench: one script at a time, got '" .. opts[2] .. "'") end
-if not script:match("%.lua$") then
-  io.stderr:write(string.format("torsh: bench: '%s': benchmarking model files is not supported yet " ..
-    "(needs the model formats); pass a SCRIPT.lua that declares cases\n", script))
-  os.exit(2)
-end
 local tolerance = number_option("tolerance")
 local min_time, max_runs = number_option("min-time"), number_option("max-runs")
+
+-- ---- a model file: a sweep over batch x threads, or a comparison ------------------------
+
+local function int_list(name, v)
+  local out = {}
+  for x in tostring(v):gmatch("[^,]+") do
+    out[#out + 1] = math.tointeger(tonumber(x)) or cli.usage_error(string.format("bench: --%s takes integers, got '%s'", name, x))
+  end
+  return out
+end
+
+local function model_run_opts(name)
+  return { name = name, min_time = min_time, max_runs = max_runs and math.floor(max_runs) or nil }
+end
+
+local function model_spec(path)
+  if opts.dtype ~= "f32" then
+    cli.usage_error(string.format("bench: --dtype %s: converting a model's weights to another dtype is not supported yet (f32 only)", opts.dtype))
+  end
+  local model = require "torsh.model"
+  local function load(p)
+    local ok, m = pcall(model.load, p, { arch = opts.arch, optimize = not opts["no-optimize"] })
+    if not ok then
+      io.stderr:write("torsh: bench: ", tostring(m), "\n")
+      os.exit(1)
+    end
+    return m
+  end
+  local m = load(path)
+  local function inputs(batch)
+    local ins = {}
+    for i, v in ipairs(m:inputs()) do
+      local shape = {}
+      for d, s_ in ipairs(v.shape or {}) do
+        if type(s_) == "number" then shape[d] = s_
+        elseif d == 1 then shape[d] = batch
+        else
+          io.stderr:write(string.format("torsh: bench: input '%s' dim %d is symbolic ('%s'); only the batch dim may be\n", v.name, d, s_))
+          os.exit(1)
+        end
+      end
+      if #shape > 0 and type(v.shape[1]) == "number" and v.shape[1] ~= batch then
+        io.stderr:write(string.format("torsh: bench: input '%s' has a fixed batch of %d (shape [%s]); --batch %d cannot run. " ..
+          "Export the model with a dynamic batch dim\n", v.name, v.shape[1], table.concat(v.shape, ", "), batch))
+        os.exit(1)
+      end
+      if #shape > 0 then shape[1] = batch end
+      ins[i] = torsh.randn(shape):to(v.dtype or "f32")
+    end
+    return ins
+  end
+  local batches = int_list("batch", opts.batch)
+  local threads = opts.threads and int_list("threads", opts.threads) or { torsh.get_num_threads() }
+  local report = { cases = {}, comparisons = {}, model = path }
+  if opts.compare then
+    local other = load(opts.compare)
+    for _, b in ipairs(batches) do
+      for _, t in ipairs(threads) do
+        torsh.set_num_threads(t)
+        local ins = inputs(b)
+        local o = model_run_opts(string.format("%s vs %s batch=%d threads=%d", path, opts.compare, b, t))
+        report.comparisons[#report.comparisons + 1] = bench.compare(
+          function() local y <close> = m:run(table.unpack(ins)) end,
+          function() local y <close> = other:run(table.unpack(ins)) end, o)
+      end
+    end
+    return report
+  end
+  report.cases = bench.sweep(function(p)
+    local ins = inputs(p.batch)
+    return function() local y <close> = m:run(table.unpack(ins)) end
+  end, { batch = batches, threads = threads }, model_run_opts(nil))
+  return report
+end
+
+if not script:match("%.lua$") then
+  local report = model_spec(script)
+  io.write(bench.format(report, opts.format))
+  if opts["save-baseline"] then
+    local ok, serr = bench.save_baseline(report, opts["save-baseline"])
+    if not ok then io.stderr:write("torsh: bench: ", serr, "\n"); os.exit(1) end
+  end
+  os.exit(0)
+end
 
 local chunk, err = loadfile(script)
 if not chunk then

@@ -177,6 +177,8 @@ function M.yaml(v, depth)
 end
 
 --- M.table(rows, columns) -> aligned text table; columns = { {key, title}, ... }.
+local function pad(s, width) return s .. string.rep(" ", width - #s) end   -- (format's %-Ns stops at 99)
+
 function M.table(rows, columns)
   local widths = {}
   for i, c in ipairs(columns) do widths[i] = #(c[2] or c[1]) end
@@ -185,11 +187,11 @@ function M.table(rows, columns)
   end
   local lines = {}
   local head = {}
-  for i, c in ipairs(columns) do head[i] = string.format("%-" .. widths[i] .. "s", c[2] or c[1]) end
+  for i, c in ipairs(columns) do head[i] = pad(c[2] or c[1], widths[i]) end
   lines[1] = table.concat(head, "  ")
   for _, r in ipairs(rows) do
     local cells = {}
-    for i, c in ipairs(columns) do cells[i] = string.format("%-" .. widths[i] .. "s", tostring(r[c[1]] or "")) end
+    for i, c in ipairs(columns) do cells[i] = pad(tostring(r[c[1]] or ""), widths[i]) end
     lines[#lines + 1] = table.concat(cells, "  ")
   end
   return table.concat(lines, "\n") .. "\n"

@@ -325,12 +325,14 @@ function decode_value(v, ctx, depth)
     if not tag or next(v, k1) ~= nil then error(("unknown tagged object with key %s"):format(k1), 0) end
     return tag(v[k1], ctx, depth)
   end
-  local t = {}
+  -- decoded in place (the JSON tables are ours): assigning existing fields
+  -- during pairs() is allowed, and saves a copy of every table of the header
   for k, x in pairs(v) do
     if type(k) == "string" and k:byte(1) == 36 then error(("unknown tagged object with key %s"):format(k), 0) end
-    t[k] = decode_value(x, ctx, depth + 1)
+    local tx = type(x)
+    if tx ~= "string" and tx ~= "boolean" then v[k] = decode_value(x, ctx, depth + 1) end
   end
-  return t
+  return v
 end
 
 local function fail(path, msg, level) error(("torsh.load: '%s': %s"):format(path, msg), level + 1) end

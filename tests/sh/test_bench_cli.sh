@@ -56,11 +56,32 @@ check "a doctored baseline exits 1 listing regressions" t_baseline_fail
 t_help() { "$torsh" bench --help | grep -q 'cases' && "$torsh" bench --help | grep -q -- '--baseline'; }
 check "bench --help" t_help
 
-t_model() {
-  "$torsh" bench model.gguf 2> "$tmp/err"; rc=$?
-  [ $rc -eq 2 ] && grep -q "not supported yet" "$tmp/err"
+cnn=tests/fixtures/onnx/cnn_op17/model.onnx
+t_model_sweep() {
+  "$torsh" bench "$cnn" --batch 1,4 --threads 1,2 --min-time 0.05 --format json > "$tmp/m.json" || return 1
+  /usr/bin/python3 - "$tmp/m.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+cases = r["cases"]
+assert len(cases) == 4, len(cases)
+names = sorted(c["name"] for c in cases)
+assert names == ["batch=1 threads=1", "batch=1 threads=2", "batch=4 threads=1", "batch=4 threads=2"], names
+assert all(c["median"] > 0 for c in cases)
+PY
 }
-check "model files: not supported yet" t_model
+check "MODEL: sweep over --batch x --threads" t_model_sweep
+t_model_compare() {
+  "$torsh" bench "$cnn" --compare "$cnn" --min-time 0.05 > "$tmp/cmp.txt" || return 1
+  grep -q "vs" "$tmp/cmp.txt" && grep -Eq "no significant difference|faster|slower" "$tmp/cmp.txt"
+}
+check "MODEL: --compare gives a verdict" t_model_compare
+t_model_missing() {
+  "$torsh" bench "$tmp/none.onnx" 2> "$tmp/err"; rc=$?
+  [ $rc -eq 1 ] && grep -q "none.onnx" "$tmp/err"
+}
+check "MODEL: a missing file is an error naming it" t_model_missing
+t_model_dtype() { "$torsh" bench "$cnn" --dtype bf16 2>/dev/null; [ $? -eq 2 ]; }
+check "MODEL: --dtype other than f32 is refused" t_model_dtype
 
 t_bad_format() { "$torsh" bench $ex --format xml 2>/dev/null; [ $? -eq 2 ]; }
 check "bad --format is a usage error" t_bad_format

@@ -111,10 +111,17 @@ local function extra_frames(stacks, p, s, memo, cache)
   return out
 end
 
---- The label of an event in stacks and flame graphs.
+--- The label of an event on a timeline: graph nodes show their op type.
 function M.label(e)
   if e.kind == "node" and e.op and e.op ~= e.name then return e.op .. " " .. e.name end
   return e.name
+end
+
+--- The label in stacks and flame graphs: the same, with every ProfilerStep#N
+--- one frame, so the steps merge.
+function M.fold_label(e)
+  if e.kind == "range" and e.name:match("^ProfilerStep#%d+$") then return "ProfilerStep#*" end
+  return M.label(e)
 end
 
 local function child(node, name, kind)
@@ -140,7 +147,7 @@ function M.tree(events, stacks, memo)
     local node = p and p.node or root
     local frames = extra_frames(stacks, p and p.stack or 0, e.stack or 0, memo, cache)
     for _, f in ipairs(frames) do node = child(node, f, "lua") end
-    node = child(node, M.label(e), e.kind)
+    node = child(node, M.fold_label(e), e.kind)
     e.node, e.frames = node, frames
     node.self = node.self + e.self
   end
@@ -300,7 +307,9 @@ function M.summary_table(rows, opts)
   local function line(cells)
     local parts = {}
     for i, v in ipairs(cells) do
-      parts[i] = i == 1 and string.format("%-" .. widths[i] .. "s", v) or string.format("%" .. widths[i] .. "s", v)
+      -- padded by hand: string.format's %-Ns stops at a width of 99
+      local fill = string.rep(" ", widths[i] - #v)
+      parts[i] = i == 1 and (v .. fill) or (fill .. v)
     end
     lines[#lines + 1] = table.concat(parts, "  ")
   end
@@ -370,7 +379,9 @@ function M.bottlenecks(p, opts)
   end
   local n_ops = 0
   for _, r in ipairs(rows) do if r.kind == "op" or r.kind == "node" then n_ops = n_ops + r.count end end
-  if pct(host) >= 30 then
+  if n_ops == 0 then
+    s[#s + 1] = "no ops were recorded: nothing called torsh ops while profiling, or the schedule kept no step"
+  elseif pct(host) >= 30 then
     s[#s + 1] = string.format("%.0f%% of the time is outside any op (Lua and host code): %d ops averaged %s; " ..
       "fewer, larger ops (bigger batches, vectorised code instead of Lua loops) cut this", pct(host), n_ops,
       fmt_time(n_ops > 0 and covered / n_ops or 0))
