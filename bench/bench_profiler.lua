@@ -4,11 +4,14 @@
 --      profiling with shapes and memory, and with Lua stacks too;
 --   2. the Fashion-MNIST CNN training step (nn.zoo.fashion_cnn, Adam, batch 128,
 --      random data through a DataLoader, as recipes/fashion_mnist.lua does):
---      steps with the profiler off, on, and on with Lua stacks.
--- The variants take turns (--rounds R), and each keeps its best round, so a busy
--- moment on a shared machine does not decide. Prints times and ratios to "off".
+--      steps with the profiler off, on, and on with Lua stacks (median and
+--      minimum of the single steps).
+-- The variants take turns (--rounds R; the CNN variants in a rotating order), so
+-- a busy moment on a shared machine does not decide: the per-op loop keeps each
+-- variant's best round, the CNN prints the median and the minimum step. Prints
+-- times and ratios to "off".
 -- Usage: build/torsh bench/bench_profiler.lua [--threads N] [--rounds R] [--steps S] [--ops N]
-local threads, rounds, steps, nops = 2, 3, 60, 200000
+local threads, rounds, steps, nops = 2, 5, 20, 200000
 for i = 1, #arg do
   if arg[i] == "--threads" then threads = tonumber(arg[i + 1]) end
   if arg[i] == "--rounds" then rounds = tonumber(arg[i + 1]) end
@@ -70,43 +73,59 @@ local loader = data.DataLoader(data.TensorDataset(images, labels), { batch_size 
 local model = nn.zoo.fashion_cnn()
 local opt = optim.Adam(model:parameters(), { lr = 1e-3 })
 
--- ms per step of `count` steps
-local function train_steps(count)
-  local done, t = 0, torsh.clock()
+-- Appends the ms of each of `count` steps (data fetch included) to `into`.
+local function train_steps(count, into)
+  local done = 0
   while done < count do
+    local t = torsh.clock()
     for _, xb, yb in loader:iter() do
       opt:zero_grad()
       local loss = torsh.cross_entropy(model:forward(xb), yb)
       loss:backward()
       opt:step()
       done = done + 1
+      local now = torsh.clock()
+      if into then into[#into + 1] = (now - t) * 1e3 end
+      t = now
       if done == count then break end
     end
   end
-  return (torsh.clock() - t) / count * 1e3
 end
 
+local function min(t) local m = math.huge for _, v in ipairs(t) do if v < m then m = v end end return m end
+
 train_steps(5)   -- warm-up
-local step_ms = {}
+local times = { off = {}, on = {}, stack = {} }
 local events = {}
-local function keep(k, v) if not step_ms[k] or v < step_ms[k] then step_ms[k] = v end end
-for _ = 1, rounds do
-  collectgarbage()
-  keep("off", train_steps(steps))
-  profiler.start { record_shapes = true, profile_memory = true }
-  keep("on", train_steps(steps))
-  events.on = #profiler.stop().events
-  collectgarbage()
-  profiler.start { record_shapes = true, profile_memory = true, with_stack = true }
-  keep("stack", train_steps(steps))
-  events.stack = #profiler.stop().events
+local variants = {
+  off = function() train_steps(steps, times.off) end,
+  on = function()
+    profiler.start { record_shapes = true, profile_memory = true }
+    train_steps(steps, times.on)
+    events.on = #profiler.stop().events
+  end,
+  stack = function()
+    profiler.start { record_shapes = true, profile_memory = true, with_stack = true }
+    train_steps(steps, times.stack)
+    events.stack = #profiler.stop().events
+  end,
+}
+-- the order turns each round, so no variant always follows the same one
+local order = { "off", "on", "stack" }
+for r = 1, rounds do
+  for i = 0, 2 do
+    collectgarbage()
+    variants[order[(r + i) % 3 + 1]]()
+  end
   P.clear()
-  collectgarbage()
 end
-print(string.format("CNN training step (fashion_cnn, Adam, batch 128, %d threads; %d steps per round, best of %d):",
-  threads, steps, rounds))
-print(string.format("  profiler off              %.2f ms/step", step_ms.off))
-print(string.format("  on: shapes + memory       %.2f ms/step  (%+.1f%%, %d events per round)", step_ms.on,
-  100 * (step_ms.on / step_ms.off - 1), events.on))
-print(string.format("  on: + Lua stacks          %.2f ms/step  (%+.1f%%, %d events per round)", step_ms.stack,
-  100 * (step_ms.stack / step_ms.off - 1), events.stack))
+print(string.format("CNN training step (fashion_cnn, Adam, batch 128, %d threads; %d rounds of %d steps per variant):",
+  threads, rounds, steps))
+local m_off, d_off = median(times.off), min(times.off)
+print(string.format("  profiler off              median %.2f ms/step, min %.2f", m_off, d_off))
+for _, k in ipairs { "on", "stack" } do
+  local m, d = median(times[k]), min(times[k])
+  print(string.format("  %-25s median %.2f ms/step (%+.1f%%), min %.2f (%+.1f%%); %d events per %d steps",
+    k == "on" and "on: shapes + memory" or "on: + Lua stacks", m, 100 * (m / m_off - 1), d, 100 * (d / d_off - 1),
+    events[k], steps))
+end

@@ -27,20 +27,12 @@
 
 #define TSL_LOADER_MT "torsh.data.Loader"
 
-/* nil, message: the core's last error as an expected failure. */
-static int push_failure(lua_State *L)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, ts_last_error());
-    return 2;
-}
-
 /* Result of a reader: the filled slot at the top, or nil, message. */
 static int reader_result(lua_State *L, ts_tensor *t)
 {
     if (!t) {
         lua_pop(L, 1);
-        return push_failure(L);
+        return tsL_pushfail(L);
     }
     return tsL_result(L, t);
 }
@@ -68,7 +60,7 @@ static int l_cifar10_read(lua_State *L)
     ts_tensor *im, *lb;
     if (ts_cifar10_read(path, &im, &lb) != TS_OK) {
         lua_pop(L, 2);
-        return push_failure(L);
+        return tsL_pushfail(L);
     }
     *images = im;
     *labels = lb;
@@ -446,14 +438,7 @@ static const luaL_Reg fns[] = {
 
 void tsL_open_data(lua_State *L, int module)
 {
-    luaL_newmetatable(L, TSL_LOADER_MT);
-    lua_newtable(L);
-    luaL_setfuncs(L, loader_methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_loader_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_loader_close);
-    lua_setfield(L, -2, "__close");
+    tsL_newhandletype(L, TSL_LOADER_MT, loader_methods, l_loader_close);
     lua_pushcfunction(L, l_loader_len);
     lua_setfield(L, -2, "__len");
     lua_pushcfunction(L, l_loader_tostring);

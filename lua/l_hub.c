@@ -35,13 +35,6 @@ static int box_gc(lua_State *L)
     return 0;
 }
 
-static int fail(lua_State *L)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, ts_last_error());
-    return 2;
-}
-
 static const char *opt_string(lua_State *L, int idx, const char *field)
 {
     if (lua_type(L, idx) != LUA_TTABLE) return NULL;
@@ -158,7 +151,7 @@ static int l_sha256_file(lua_State *L)
 {
     char hex[65];
     int64_t size = 0;
-    if (ts_sha256_file(luaL_checkstring(L, 1), hex, &size) != TS_OK) return fail(L);
+    if (ts_sha256_file(luaL_checkstring(L, 1), hex, &size) != TS_OK) return tsL_pushfail(L);
     lua_pushstring(L, hex);
     lua_pushinteger(L, (lua_Integer)size);
     return 2;
@@ -188,7 +181,7 @@ static int l_lock(lua_State *L)
     luaL_setmetatable(L, LOCK_MT);
     bool took_over = false;
     *slot = ts_hub_lock_acquire(path, timeout, &took_over);
-    if (!*slot) return fail(L);
+    if (!*slot) return tsL_pushfail(L);
     lua_pushboolean(L, took_over);
     return 2;
 }
@@ -298,7 +291,7 @@ static const char *ftype_name(ts_hub_ftype t)
 static int l_stat(lua_State *L)
 {
     ts_hub_stat st;
-    if (ts_hub_stat_path(luaL_checkstring(L, 1), &st) != TS_OK) return fail(L);
+    if (ts_hub_stat_path(luaL_checkstring(L, 1), &st) != TS_OK) return tsL_pushfail(L);
     if (st.type == TS_HUB_NONE) { lua_pushnil(L); return 1; }
     lua_createtable(L, 0, 4);
     lua_pushstring(L, ftype_name(st.type)); lua_setfield(L, -2, "type");
@@ -315,7 +308,7 @@ static int l_listdir(lua_State *L)
     void **box = push_box(L);
     size_t n = 0;
     *box = ts_hub_listdir(path, &n);
-    if (!*box) return fail(L);
+    if (!*box) return tsL_pushfail(L);
     lua_createtable(L, (int)n, 0);
     const char *p = *box;
     for (size_t i = 0; i < n; i++) {
@@ -328,7 +321,7 @@ static int l_listdir(lua_State *L)
 
 static int status_result(lua_State *L, ts_status st)
 {
-    if (st != TS_OK) return fail(L);
+    if (st != TS_OK) return tsL_pushfail(L);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -342,7 +335,7 @@ static int l_fsync_dir(lua_State *L) { return status_result(L, ts_hub_fsync_dir(
 static int l_readlink(lua_State *L)
 {
     char buf[4096];
-    if (ts_hub_readlink(luaL_checkstring(L, 1), buf, sizeof buf) != TS_OK) return fail(L);
+    if (ts_hub_readlink(luaL_checkstring(L, 1), buf, sizeof buf) != TS_OK) return tsL_pushfail(L);
     lua_pushstring(L, buf);
     return 1;
 }
@@ -376,15 +369,8 @@ static int hub_index(lua_State *L)
 
 void tsL_open_hub(lua_State *L, int module)
 {
-    luaL_newmetatable(L, LOCK_MT);
-    lua_pushcfunction(L, lock_release);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, lock_release);
-    lua_setfield(L, -2, "__close");
-    lua_newtable(L);
-    lua_pushcfunction(L, lock_release);
-    lua_setfield(L, -2, "release");
-    lua_setfield(L, -2, "__index");
+    static const luaL_Reg lock_methods[] = { {"release", lock_release}, {NULL, NULL} };
+    tsL_newhandletype(L, LOCK_MT, lock_methods, lock_release);
     lua_pop(L, 1);
     luaL_newmetatable(L, BOX_MT);
     lua_pushcfunction(L, box_gc);

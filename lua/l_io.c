@@ -30,21 +30,6 @@
 
 /* ---- writing ------------------------------------------------------------------ */
 
-/* Reads the list of tensors at idx into a GC-owned array (pushed on the stack). */
-static ts_tensor **check_tensor_list(lua_State *L, int idx, size_t *n)
-{
-    luaL_checktype(L, idx, LUA_TTABLE);
-    *n = (size_t)lua_rawlen(L, idx);
-    ts_tensor **ts = lua_newuserdatauv(L, (*n ? *n : 1) * sizeof *ts, 0);
-    for (size_t i = 0; i < *n; i++) {
-        lua_rawgeti(L, idx, (lua_Integer)i + 1);
-        ts[i] = tsL_totensor(L, -1);
-        if (!ts[i]) luaL_error(L, "torsh._io: entry %d of the tensor list is a %s, not a tensor", (int)i + 1, luaL_typename(L, -1));
-        lua_pop(L, 1);
-    }
-    return ts;
-}
-
 static ts_torsh_entry *new_entries(lua_State *L, size_t n)
 {
     return lua_newuserdatauv(L, (n ? n : 1) * sizeof(ts_torsh_entry), 0);
@@ -54,7 +39,7 @@ static ts_torsh_entry *new_entries(lua_State *L, size_t n)
 static int l_plan(lua_State *L)
 {
     size_t n;
-    ts_tensor **ts = check_tensor_list(L, 1, &n);
+    ts_tensor **ts = tsL_checktensorlist(L, 1, "torsh._io", &n);
     ts_torsh_entry *es = new_entries(L, n);
     tsL_check(L, ts_torsh_plan(ts, n, es, true));
     lua_createtable(L, (int)n, 0);
@@ -75,13 +60,9 @@ static int l_write(lua_State *L)
     size_t json_len;
     const char *json = luaL_checklstring(L, 2, &json_len);
     size_t n;
-    ts_tensor **ts = check_tensor_list(L, 3, &n);
+    ts_tensor **ts = tsL_checktensorlist(L, 3, "torsh._io", &n);
     ts_torsh_entry *es = new_entries(L, n);
-    if (ts_torsh_plan(ts, n, es, false) || ts_torsh_write(path, json, json_len, ts, es, n)) {
-        lua_pushnil(L);
-        lua_pushstring(L, ts_last_error());
-        return 2;
-    }
+    if (ts_torsh_plan(ts, n, es, false) || ts_torsh_write(path, json, json_len, ts, es, n)) return tsL_pushfail(L);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -185,12 +166,7 @@ static int l_open(lua_State *L)
     *ud = NULL;
     luaL_setmetatable(L, TSL_TORSHFILE_MT);
     *ud = ts_torsh_open(path);
-    if (!*ud) {
-        lua_pushnil(L);
-        lua_pushstring(L, ts_last_error());
-        return 2;
-    }
-    return 1;
+    return *ud ? 1 : tsL_pushfail(L);
 }
 
 static int f_json(lua_State *L)
@@ -294,13 +270,7 @@ static const luaL_Reg fns[] = {
 
 void tsL_open_io(lua_State *L, int module)
 {
-    luaL_newmetatable(L, TSL_TORSHFILE_MT);
-    luaL_newlib(L, file_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, f_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, f_close);
-    lua_setfield(L, -2, "__close");
+    tsL_newhandletype(L, TSL_TORSHFILE_MT, file_methods, f_close);
     lua_pop(L, 1);
     luaL_newlib(L, fns);
     lua_setfield(L, module, "_io");

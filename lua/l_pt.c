@@ -353,18 +353,14 @@ static int l_save(lua_State *L)
     luaL_argcheck(L, zip64_at >= 0, 4, "must be >= 0");
     size_t n = (size_t)lua_rawlen(L, 2);
     if ((size_t)lua_rawlen(L, 3) != n) luaL_error(L, "torsh._pt.save: %d names but %d tensors", (int)n, (int)lua_rawlen(L, 3));
-    const char **names = lua_newuserdatauv(L, (n ? n : 1) * sizeof *names, 0);     /* GC-owned arrays */
-    ts_tensor **ts = lua_newuserdatauv(L, (n ? n : 1) * sizeof *ts, 0);
+    const char **names = lua_newuserdatauv(L, (n ? n : 1) * sizeof *names, 0);     /* GC-owned */
     for (size_t i = 0; i < n; i++) {
         lua_rawgeti(L, 2, (lua_Integer)i + 1);
         if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "torsh._pt.save: name %d is not a string", (int)i + 1);
         names[i] = lua_tostring(L, -1);              /* anchored by the table at 2 */
         lua_pop(L, 1);
-        lua_rawgeti(L, 3, (lua_Integer)i + 1);
-        ts[i] = tsL_totensor(L, -1);
-        if (!ts[i]) luaL_error(L, "torsh._pt.save: entry %d is a %s, not a tensor", (int)i + 1, luaL_typename(L, -1));
-        lua_pop(L, 1);
     }
+    ts_tensor **ts = tsL_checktensorlist(L, 3, "torsh._pt.save", &n);
     tsL_check(L, ts_pt_save(path, names, ts, n, (uint64_t)zip64_at));
     lua_pushboolean(L, 1);
     return 1;

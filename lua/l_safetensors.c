@@ -20,8 +20,6 @@
  */
 #include "tsl.h"
 
-#include <string.h>
-
 #include "torsh/safetensors.h"
 
 #define TSL_STFILE_MT "torsh.SafetensorsFile"
@@ -54,19 +52,12 @@ static ts_safetensors **push_open(lua_State *L, const char *path)
     return ud;
 }
 
-static int push_failure(lua_State *L)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, ts_last_error());
-    return 2;
-}
-
 /* _safetensors.open(path) -> SafetensorsFile | nil, message */
 static int l_open(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     ts_safetensors **ud = push_open(L, path);
-    return *ud ? 1 : push_failure(L);
+    return *ud ? 1 : tsL_pushfail(L);
 }
 
 static void push_names(lua_State *L, const ts_safetensors *f)
@@ -139,6 +130,15 @@ static int f_tensor(lua_State *L)
     return tsL_result(L, *slot);
 }
 
+typedef struct st_at_ctx { ts_safetensors *f; unsigned flags; } st_at_ctx;
+
+static ts_tensor *st_at(void *ctx, size_t i, const char **name)
+{
+    st_at_ctx *c = ctx;
+    *name = ts_safetensors_name(c->f, i);
+    return ts_safetensors_tensor(c->f, i, c->flags);
+}
+
 /* _safetensors.load(path [, opts]) -> tensors, metadata, names | nil, message */
 static int l_load(lua_State *L)
 {
@@ -147,77 +147,19 @@ static int l_load(lua_State *L)
     unsigned flags = tsL_optfield_bool(L, 2, "mmap", 1) ? 0 : TS_SAFETENSORS_COPY;
     lua_settop(L, 2);
     ts_safetensors **ud = push_open(L, path);       /* 3: the handle (closed by GC if we raise) */
-    if (!*ud) return push_failure(L);
-    ts_safetensors *f = *ud;
-    size_t n = ts_safetensors_count(f);
-    lua_createtable(L, 0, (int)n);                  /* 4: tensors */
-    for (size_t i = 0; i < n; i++) {
-        ts_tensor **slot = tsL_newslot_mt(L);
-        *slot = ts_safetensors_tensor(f, i, flags);
-        if (!*slot) {
-            ts_safetensors_close(*ud);
-            *ud = NULL;
-            return push_failure(L);
-        }
-        tsL_result(L, *slot);
-        lua_setfield(L, 4, ts_safetensors_name(f, i));
+    if (!*ud) return tsL_pushfail(L);
+    st_at_ctx c = { *ud, flags };
+    bool ok = tsL_pushtensortable(L, ts_safetensors_count(*ud), st_at, &c);    /* 4: tensors */
+    if (ok) {
+        push_metadata(L, *ud);                      /* 5 */
+        push_names(L, *ud);                         /* 6 */
     }
-    push_metadata(L, f);                            /* 5 */
-    push_names(L, f);                               /* 6 */
     ts_safetensors_close(*ud);                      /* the tensors keep the mapping alive */
     *ud = NULL;
-    return 3;
+    return ok ? 3 : tsL_pushfail(L);
 }
 
 /* ---- saving ------------------------------------------------------------------------ */
-
-/* Reads the tensors argument at idx into GC-owned arrays (pushed on the
- * stack); names are borrowed from the table, which stays on the stack. */
-static size_t check_tensors(lua_State *L, int idx, const char ***names_out, ts_tensor ***ts_out)
-{
-    luaL_checktype(L, idx, LUA_TTABLE);
-    size_t n = 0;
-    lua_rawgeti(L, idx, 1);
-    bool pairs = lua_istable(L, -1) && !luaL_testudata(L, -1, TSL_TENSOR_MT);
-    lua_pop(L, 1);
-    if (pairs) n = (size_t)lua_rawlen(L, idx);
-    else {
-        lua_pushnil(L);
-        while (lua_next(L, idx)) { n++; lua_pop(L, 1); }
-    }
-    const char **names = lua_newuserdatauv(L, (n ? n : 1) * sizeof *names, 0);
-    ts_tensor **ts = lua_newuserdatauv(L, (n ? n : 1) * sizeof *ts, 0);
-    int top = lua_gettop(L);
-    if (pairs) {
-        for (size_t i = 0; i < n; i++) {
-            lua_rawgeti(L, idx, (lua_Integer)i + 1);
-            if (!lua_istable(L, -1)) luaL_error(L, "safetensors save: entry %d is a %s, not a {name, tensor} pair", (int)i + 1, luaL_typename(L, -1));
-            lua_rawgeti(L, -1, 1);
-            lua_rawgeti(L, -2, 2);
-            if (lua_type(L, -2) != LUA_TSTRING)
-                luaL_error(L, "safetensors save: entry %d: the name is a %s, not a string", (int)i + 1, luaL_typename(L, -2));
-            ts[i] = tsL_totensor(L, -1);
-            if (!ts[i]) luaL_error(L, "safetensors save: entry %d ('%s'): a %s, not a tensor", (int)i + 1, lua_tostring(L, -2), luaL_typename(L, -1));
-            names[i] = lua_tostring(L, -2);     /* lives in the pair table, which lives in the argument */
-            lua_settop(L, top);
-        }
-    } else {
-        size_t i = 0;
-        lua_pushnil(L);
-        while (i < n && lua_next(L, idx)) {
-            if (lua_type(L, -2) != LUA_TSTRING)
-                luaL_error(L, "safetensors save: tensor names must be strings (found a %s key)", luaL_typename(L, -2));
-            ts[i] = tsL_totensor(L, -1);
-            if (!ts[i]) luaL_error(L, "safetensors save: '%s' is a %s, not a tensor", lua_tostring(L, -2), luaL_typename(L, -1));
-            names[i++] = lua_tostring(L, -2);   /* the key string lives in the table */
-            lua_pop(L, 1);
-        }
-        lua_settop(L, top);
-    }
-    *names_out = names;
-    *ts_out = ts;
-    return n;
-}
 
 static size_t check_metadata(lua_State *L, int idx, const char ***keys_out, const char ***values_out)
 {
@@ -254,9 +196,9 @@ static int l_save(lua_State *L)
     lua_settop(L, 3);
     const char **names, **mk, **mv;
     ts_tensor **ts;
-    size_t n = check_tensors(L, 2, &names, &ts);
+    size_t n = tsL_checknamedtensors(L, 2, "safetensors save", &names, &ts);
     size_t n_meta = check_metadata(L, 3, &mk, &mv);
-    if (ts_safetensors_write(path, names, ts, n, mk, mv, n_meta)) return push_failure(L);
+    if (ts_safetensors_write(path, names, ts, n, mk, mv, n_meta)) return tsL_pushfail(L);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -273,13 +215,7 @@ static const luaL_Reg fns[] = {
 
 void tsL_open_safetensors(lua_State *L, int module)
 {
-    luaL_newmetatable(L, TSL_STFILE_MT);
-    luaL_newlib(L, file_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, f_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, f_close);
-    lua_setfield(L, -2, "__close");
+    tsL_newhandletype(L, TSL_STFILE_MT, file_methods, f_close);
     lua_pop(L, 1);
     luaL_newlib(L, fns);
     lua_setfield(L, module, "_safetensors");

@@ -486,15 +486,9 @@ static const luaL_Reg core_fns[] = {
 void tsL_open_tb(lua_State *L, int module)
 {
     (void)module;                      /* torsh.tb itself is loaded lazily (stdlib/torsh/tb.lua) */
-    luaL_newmetatable(L, WRITER_MT);
-    lua_pushcfunction(L, writer_release);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, writer_release);
-    lua_setfield(L, -2, "__close");
+    tsL_newhandletype(L, WRITER_MT, writer_methods, writer_release);
     lua_pushcfunction(L, l_tostring);
     lua_setfield(L, -2, "__tostring");
-    luaL_newlib(L, writer_methods);
-    lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
 
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);

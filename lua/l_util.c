@@ -1,8 +1,11 @@
 /* l_util.c — the tsL_ helpers (see tsl.h): tensor checks and slots, dims,
- * shapes, dtypes, options, GC accounting and the per-state generator. */
+ * shapes, dtypes, options, what the file functions share (nil, message;
+ * tensor lists and name -> tensor tables in and out; handle metatables),
+ * GC accounting and the per-state generator. */
 #include "tsl.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char GEN_KEY[] = "torsh.generator";
@@ -249,6 +252,129 @@ int tsL_optfield_bool(lua_State *L, int idx, const char *field, int def)
     int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
     lua_pop(L, 1);
     return v;
+}
+
+/* ---- file functions -------------------------------------------------------- */
+
+int tsL_pushfail(lua_State *L)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, ts_last_error());
+    return 2;
+}
+
+ts_tensor **tsL_checktensorlist(lua_State *L, int idx, const char *op, size_t *n)
+{
+    idx = lua_absindex(L, idx);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    *n = (size_t)lua_rawlen(L, idx);
+    ts_tensor **ts = lua_newuserdatauv(L, (*n ? *n : 1) * sizeof *ts, 0);
+    for (size_t i = 0; i < *n; i++) {
+        lua_rawgeti(L, idx, (lua_Integer)i + 1);
+        ts[i] = tsL_totensor(L, -1);
+        if (!ts[i]) luaL_error(L, "%s: entry %d of the tensor list is a %s, not a tensor", op, (int)i + 1, luaL_typename(L, -1));
+        lua_pop(L, 1);
+    }
+    return ts;
+}
+
+static int cmp_names(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* The {name, tensor} pairs of the list at idx (n of them). */
+static void check_pairs(lua_State *L, int idx, const char *op, size_t n, const char **names, ts_tensor **ts)
+{
+    int top = lua_gettop(L);
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, idx, (lua_Integer)i + 1);
+        if (!lua_istable(L, -1))
+            luaL_error(L, "%s: entry %d is a %s, not a {name, tensor} pair", op, (int)i + 1, luaL_typename(L, -1));
+        lua_rawgeti(L, -1, 1);
+        lua_rawgeti(L, -2, 2);
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "%s: entry %d: the name is a %s, not a string", op, (int)i + 1, luaL_typename(L, -2));
+        ts[i] = tsL_totensor(L, -1);
+        if (!ts[i])
+            luaL_error(L, "%s: entry %d ('%s'): a %s, not a tensor", op, (int)i + 1, lua_tostring(L, -2), luaL_typename(L, -1));
+        names[i] = lua_tostring(L, -2);         /* lives in the pair table, which lives in the argument */
+        lua_settop(L, top);
+    }
+}
+
+/* The name -> tensor pairs of the table at idx (n of them), sorted by name. */
+static void check_map(lua_State *L, int idx, const char *op, size_t n, const char **names, ts_tensor **ts)
+{
+    int top = lua_gettop(L);
+    size_t i = 0;
+    lua_pushnil(L);
+    while (i < n && lua_next(L, idx)) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "%s: tensor names must be strings (found a %s key)", op, luaL_typename(L, -2));
+        if (!luaL_testudata(L, -1, TSL_TENSOR_MT))
+            luaL_error(L, "%s: '%s' is a %s, not a tensor", op, lua_tostring(L, -2), luaL_typename(L, -1));
+        names[i++] = lua_tostring(L, -2);       /* the key string lives in the table */
+        lua_pop(L, 1);
+    }
+    lua_settop(L, top);
+    qsort(names, n, sizeof *names, cmp_names);  /* deterministic order */
+    for (size_t k = 0; k < n; k++) {
+        lua_getfield(L, idx, names[k]);
+        ts[k] = tsL_totensor(L, -1);            /* raises if freed */
+        lua_pop(L, 1);
+    }
+}
+
+size_t tsL_checknamedtensors(lua_State *L, int idx, const char *op, const char ***names_out, ts_tensor ***ts_out)
+{
+    idx = lua_absindex(L, idx);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_rawgeti(L, idx, 1);
+    bool pairs = lua_istable(L, -1) && !luaL_testudata(L, -1, TSL_TENSOR_MT);
+    lua_pop(L, 1);
+    size_t n = 0;
+    if (pairs) n = (size_t)lua_rawlen(L, idx);
+    else {
+        lua_pushnil(L);
+        while (lua_next(L, idx)) { n++; lua_pop(L, 1); }
+    }
+    const char **names = lua_newuserdatauv(L, (n ? n : 1) * sizeof *names, 0);
+    ts_tensor **ts = lua_newuserdatauv(L, (n ? n : 1) * sizeof *ts, 0);
+    if (pairs) check_pairs(L, idx, op, n, names, ts);
+    else check_map(L, idx, op, n, names, ts);
+    *names_out = names;
+    *ts_out = ts;
+    return n;
+}
+
+bool tsL_pushtensortable(lua_State *L, size_t n, tsL_tensor_at at, void *ctx)
+{
+    lua_createtable(L, 0, (int)n);
+    int table = lua_gettop(L);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = NULL;
+        ts_tensor **slot = tsL_newslot_mt(L);
+        *slot = at(ctx, i, &name);
+        if (!*slot) {
+            lua_settop(L, table);
+            return false;
+        }
+        tsL_result(L, *slot);
+        lua_setfield(L, table, name);
+    }
+    return true;
+}
+
+void tsL_newhandletype(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close)
+{
+    luaL_newmetatable(L, name);
+    if (methods) {
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__close");
 }
 
 /* ---- GC accounting -------------------------------------------------------

@@ -57,6 +57,27 @@ int tsL_optdims(lua_State *L, int idx, int ndim, int *dims);
 double tsL_optfield_number(lua_State *L, int idx, const char *field, double def);
 int tsL_optfield_bool(lua_State *L, int idx, const char *field, int def);
 
+/* ---- file functions (lua/l_util.c): expected failures return nil, message --- */
+/* Pushes nil and ts_last_error(); returns 2. */
+int tsL_pushfail(lua_State *L);
+/* The list of tensors at idx into a GC-owned array pushed on the stack
+ * (borrowed tensors); *n gets its length. `op` starts error messages. */
+ts_tensor **tsL_checktensorlist(lua_State *L, int idx, const char *op, size_t *n);
+/* Named tensors at idx, either a table name -> Tensor (sorted by name) or a
+ * list of {name, Tensor} pairs (list order), into two GC-owned arrays
+ * pushed on the stack; the names are borrowed from the table at idx (keep
+ * it alive). `op` starts error messages. Returns the count. */
+size_t tsL_checknamedtensors(lua_State *L, int idx, const char *op, const char ***names, ts_tensor ***tensors);
+/* Entry i of a file as a new reference (NULL on failure) and its name. */
+typedef ts_tensor *(*tsL_tensor_at)(void *ctx, size_t i, const char **name);
+/* Pushes a table name -> Tensor of the n entries at(ctx, 0..n-1). Returns
+ * false when one fails (the table stays pushed; see ts_last_error()). */
+bool tsL_pushtensortable(lua_State *L, size_t n, tsL_tensor_at at, void *ctx);
+/* Creates the metatable `name` of a handle userdata: __index = `methods`
+ * (none when NULL), __gc = __close = `close` (idempotent). Leaves it on
+ * the stack. */
+void tsL_newhandletype(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close);
+
 /* The graph of a torsh.Graph userdata at idx (lua/l_graph.c); error if
  * not a live graph. Borrowed. */
 ts_graph *tsL_checkgraph(lua_State *L, int idx);

@@ -35,9 +35,9 @@ local spec = {
     { "no-stack", flag = true, help = "do not record Lua call stacks" },
     { "no-memory", flag = true, help = "do not count bytes per event nor sample memory" },
     { "max-events", "N", help = "ring buffer size (default 1048576; the oldest events are dropped)" },
-    { "schedule", "SPEC", help = "steps to record, like torch.profiler.schedule: " ..
-      "wait=1,warmup=1,active=3[,repeat=1][,skip_first=0]; steps are torsh.profiler.step() calls, " ..
-      "else DataLoader batches" },
+    { "schedule", "SPEC", help = "record some steps only (torch.profiler.schedule's rule):\n" ..
+      string.rep(" ", 31) .. "wait=N,warmup=N,active=N[,repeat=N][,skip_first=N]; a step is a\n" ..
+      string.rep(" ", 31) .. "torsh.profiler.step() call, else a DataLoader batch" },
     { "input", "FILE[,FILE]", help = "model inputs (.npy), in the model's input order" },
     { "warmup", "N", default = "1", help = "model: runs before the profiled one" },
   },

@@ -123,6 +123,15 @@ ts_status ts_io_atomic_write(ts_io_atomic *a, const void *buf, size_t n)
     return TS_OK;
 }
 
+ts_status ts_io_atomic_write_tensor(ts_io_atomic *a, const ts_tensor *t)
+{
+    ts_tensor *c = ts_contiguous(t);      /* t itself (retained) when already contiguous */
+    if (!c) return ts_last_status();
+    ts_status st = ts_io_atomic_write(a, ts_tensor_data(c), ts_tensor_nbytes(c));
+    ts_tensor_release(c);
+    return st;
+}
+
 ts_status ts_io_atomic_zeros(ts_io_atomic *a, uint64_t n)
 {
     static const char zeros[4096];

@@ -14,6 +14,7 @@
 #define TORSH_IO_ATOMIC_H
 
 #include "torsh/base.h"
+#include "torsh/tensor.h"
 
 typedef struct ts_io_atomic {
     int fd;
@@ -28,6 +29,9 @@ typedef struct ts_io_atomic {
 ts_status ts_io_atomic_begin(ts_io_atomic *a, const char *path, const char *op);
 /* Appends n bytes (any size; EINTR and short writes are handled). */
 ts_status ts_io_atomic_write(ts_io_atomic *a, const void *buf, size_t n);
+/* Appends the bytes of t (a CPU tensor, borrowed) in C order: a
+ * contiguous copy is made first when t is strided. */
+ts_status ts_io_atomic_write_tensor(ts_io_atomic *a, const ts_tensor *t);
 /* Appends n zero bytes. */
 ts_status ts_io_atomic_zeros(ts_io_atomic *a, uint64_t n);
 /* fsync + close + rename + folder fsync; releases `a` in every case. */

@@ -1,5 +1,6 @@
 /* io_internal.h — helpers shared by the file readers of core/io (not
- * installed): byte-order swaps and "how many bytes does this file hold". */
+ * installed): byte-order swaps, "how many bytes does this file hold", size
+ * checks, and the whole file mapped as one storage (io_map.c). */
 #ifndef TORSH_IO_INTERNAL_H
 #define TORSH_IO_INTERNAL_H
 
@@ -59,5 +60,11 @@ static inline bool io_checked_bytes(const int64_t *shape, int n, size_t esize, i
     *bytes = (int64_t)(count * esize);
     return true;
 }
+
+/* The whole open file fd (size bytes, > 0) mapped read-only as a new CPU
+ * storage (kind TS_STORAGE_MMAP, readonly; unmapped when its last
+ * reference goes; fd may be closed at once). Messages start "op: " (none
+ * when op is NULL) and name path. NULL on failure. */
+ts_storage *io_map_fd(int fd, uint64_t size, const char *op, const char *path);
 
 #endif

@@ -50,7 +50,7 @@ ts_tensor *ts_npy_read(const char *path)
     FILE *f = fopen(path, "rbe");
     if (!f) return ts_fail_null(TS_ERR_IO, "npy_read: cannot open %s: %s", path, strerror(errno));
     int64_t size = io_file_size(f);
-    npy_source src = { "npy_read", path, "file" };
+    npy_source src = { "npy_read", path, "file", "the file has" };
     ts_npy_info h;
     ts_tensor *t = NULL;
     if (size < 0) ts_fail(TS_ERR_IO, "npy_read: %s is not a regular file", path);

@@ -3,7 +3,7 @@
  * stdio) and the in-memory reader (npy_mem.c: ts_npy_parse and
  * ts_npy_from_storage, for .npz entries). Not installed.
  *
- *     npy_source src = { "npy_read", path, "file" };
+ *     npy_source src = { "npy_read", path, "file", "the file has" };
  *     uint64_t len;                                   // preamble + header
  *     npy_head_len(first12, got, file_size, &src, &len);
  *     ... read the first len bytes into head ...
@@ -17,12 +17,13 @@
 
 #include "torsh/npz.h"
 
-/* Names what is being read in messages: "<op>: <name>: ..." and "the
- * <noun> has N bytes". */
+/* Names what is being read in messages: "<op>: <name>: not a .npy <noun>",
+ * "... needs 24 bytes of data, <has> 20". */
 typedef struct npy_source {
     const char *op;         /* "npy_read" (files) or "npy" (arrays in memory) */
     const char *name;       /* the file or the array */
     const char *noun;       /* "file" or "array" */
+    const char *has;        /* "the file has" or "there are" */
 } npy_source;
 
 #define NPY_PREAMBLE_MAX 12     /* magic, version and header length of format 2.0/3.0 */

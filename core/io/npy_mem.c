@@ -186,15 +186,15 @@ static ts_status parse_preamble(const unsigned char *b, size_t n, uint64_t total
         return ts_fail(TS_ERR_FORMAT, "%s: %s: header length %llu is implausible (over %u bytes)", src->op, src->name,
                        (unsigned long long)*hlen, NPY_MAX_HEADER);
     if (*hlen > total - *start)
-        return ts_fail(TS_ERR_FORMAT, "%s: %s: truncated: the header needs %llu bytes, the %s has %llu after the "
-                       "preamble", src->op, src->name, (unsigned long long)*hlen, src->noun,
+        return ts_fail(TS_ERR_FORMAT, "%s: %s: truncated: the header needs %llu bytes, %s %llu after the "
+                       "preamble", src->op, src->name, (unsigned long long)*hlen, src->has,
                        (unsigned long long)(total - *start));
     return TS_OK;
 }
 
 ts_status npy_head_len(const unsigned char *b, size_t n, uint64_t total, const npy_source *src, uint64_t *len)
 {
-    uint64_t start, hlen;
+    uint64_t start = 0, hlen = 0;
     if (parse_preamble(b, n, total, src, &start, &hlen)) return ts_last_status();
     *len = start + hlen;
     return TS_OK;
@@ -203,7 +203,7 @@ ts_status npy_head_len(const unsigned char *b, size_t n, uint64_t total, const n
 ts_status npy_parse_head(const unsigned char *b, size_t n, uint64_t total, const npy_source *src, ts_npy_info *h)
 {
     memset(h, 0, sizeof *h);
-    uint64_t start, hlen;
+    uint64_t start = 0, hlen = 0;
     if (parse_preamble(b, n, total, src, &start, &hlen)) return ts_last_status();
     if (hlen > n - start)       /* a caller's mistake: the header was not handed over */
         return ts_fail(TS_ERR_ARG, "%s: %s: %llu header bytes were given, %llu are needed", src->op, src->name,
@@ -221,9 +221,9 @@ ts_status npy_parse_head(const unsigned char *b, size_t n, uint64_t total, const
                        src->name, s, h->descr);
     uint64_t avail = total - h->data_offset;
     if (avail != (uint64_t)need)
-        return ts_fail(TS_ERR_FORMAT, "%s: %s: %s: shape %s of %s needs %lld bytes of data, the %s has %llu", src->op,
+        return ts_fail(TS_ERR_FORMAT, "%s: %s: %s: shape %s of %s needs %lld bytes of data, %s %llu", src->op,
                        src->name, avail < (uint64_t)need ? "truncated" : "size mismatch", s, h->descr,
-                       (long long)need, src->noun, (unsigned long long)avail);
+                       (long long)need, src->has, (unsigned long long)avail);
     h->nbytes = (uint64_t)need;
     return TS_OK;
 }
@@ -264,7 +264,7 @@ ts_tensor *npy_finish(ts_tensor *t, const ts_npy_info *h, bool raw)
 
 ts_status ts_npy_parse(const void *data, size_t n, const char *name, ts_npy_info *h)
 {
-    npy_source src = { "npy", name ? name : "?", "array" };
+    npy_source src = { "npy", name ? name : "?", "array", "there are" };
     return npy_parse_head(data, n, n, &src, h);
 }
 

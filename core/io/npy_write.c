@@ -80,16 +80,11 @@ ts_status ts_npy_write(const char *path, const ts_tensor *t)
     unsigned char head[TS_NPY_HEADER_MAX];
     size_t hlen;
     if (ts_npy_header(t, head, sizeof head, &hlen)) return ts_last_status();
-    ts_tensor *c = ts_contiguous(t);      /* t itself (retained) when already contiguous */
-    if (!c) return ts_last_status();
     ts_io_atomic a;
-    ts_status st = ts_io_atomic_begin(&a, path, "npy write");
-    if (st == TS_OK) {
-        st = ts_io_atomic_write(&a, head, hlen);
-        if (!st) st = ts_io_atomic_write(&a, ts_tensor_data(c), ts_tensor_nbytes(c));
-        if (st) ts_io_atomic_abort(&a);
-        else st = ts_io_atomic_commit(&a);
+    if (ts_io_atomic_begin(&a, path, "npy write")) return ts_last_status();
+    if (ts_io_atomic_write(&a, head, hlen) || ts_io_atomic_write_tensor(&a, t)) {
+        ts_io_atomic_abort(&a);
+        return ts_last_status();
     }
-    ts_tensor_release(c);
-    return st;
+    return ts_io_atomic_commit(&a);
 }

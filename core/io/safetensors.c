@@ -8,6 +8,7 @@
  * safetensors_internal.h. */
 #include "torsh/safetensors.h"
 
+#include "io_internal.h"
 #include "safetensors_internal.h"
 
 #include <errno.h>
@@ -15,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -508,21 +508,6 @@ static ts_status check_layout(ts_safetensors *f)
 
 /* ---- opening ------------------------------------------------------------------------ */
 
-static void release_file_map(ts_storage *s) { munmap(s->owner, s->owner_len); }
-
-static ts_storage *map_whole_file(int fd, const char *path, uint64_t size)
-{
-    if (size > SIZE_MAX) return ts_fail_null(TS_ERR_IO, OP ": '%s' is too large to map", path);
-    void *m = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) return ts_fail_null(TS_ERR_IO, OP ": cannot map '%s': %s", path, strerror(errno));
-    ts_storage *s = ts_storage_wrap(m, (size_t)size, release_file_map, m);
-    if (!s) { munmap(m, (size_t)size); return NULL; }
-    s->kind = TS_STORAGE_MMAP;
-    s->readonly = true;
-    s->owner_len = (size_t)size;
-    return s;
-}
-
 static uint64_t get_u64(const unsigned char *p)
 {
     uint64_t v = 0;
@@ -569,7 +554,7 @@ ts_safetensors *ts_safetensors_open(const char *path)
     if (got < 0) { ts_fail(TS_ERR_IO, OP ": cannot read '%s': %s", path, strerror(errno)); goto fail; }
     if ((uint64_t)got > f->size) got = (ssize_t)f->size;
     if (check_prefix(f, head, (size_t)got)) goto fail;
-    f->map = map_whole_file(fd, path, f->size);
+    f->map = io_map_fd(fd, f->size, OP, path);
     if (!f->map) goto fail;
     f->base = f->map->data;
     if (parse_header(f, f->base + 8, (size_t)f->header_len) || sort_by_offset(f) || check_names(f) ||

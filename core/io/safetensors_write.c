@@ -168,15 +168,6 @@ static ts_status build_header(sbuf *b, const char *const *names, ts_tensor *cons
     return TS_OK;
 }
 
-static ts_status write_tensor(ts_io_atomic *a, const ts_tensor *t)
-{
-    ts_tensor *c = ts_contiguous(t);      /* t itself (retained) when already contiguous */
-    if (!c) return ts_last_status();
-    ts_status st = ts_io_atomic_write(a, ts_tensor_data(c), ts_tensor_nbytes(c));
-    ts_tensor_release(c);
-    return st;
-}
-
 ts_status ts_safetensors_write(const char *path, const char *const *names, ts_tensor *const *tensors, size_t n,
                                const char *const *meta_keys, const char *const *meta_values, size_t n_meta)
 {
@@ -204,7 +195,7 @@ ts_status ts_safetensors_write(const char *path, const char *const *names, ts_te
     if ((st = ts_io_atomic_begin(&a, path, OP " write"))) goto done;
     st = ts_io_atomic_write(&a, len, 8);
     if (!st) st = ts_io_atomic_write(&a, b.p, b.n);
-    for (size_t k = 0; k < n && !st; k++) st = write_tensor(&a, tensors[order[k]]);
+    for (size_t k = 0; k < n && !st; k++) st = ts_io_atomic_write_tensor(&a, tensors[order[k]]);
     if (st) ts_io_atomic_abort(&a);
     else st = ts_io_atomic_commit(&a);
 done:

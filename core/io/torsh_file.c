@@ -7,6 +7,7 @@
 #include "torsh/torsh_file.h"
 
 #include "io_atomic.h"
+#include "io_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -168,15 +168,6 @@ static ts_status check_entries(ts_tensor *const *tensors, const ts_torsh_entry *
     return TS_OK;
 }
 
-static ts_status write_tensor(ts_io_atomic *a, const ts_tensor *t)
-{
-    ts_tensor *c = ts_contiguous(t);      /* t itself (retained) when already contiguous */
-    if (!c) return ts_last_status();
-    ts_status st = ts_io_atomic_write(a, ts_tensor_data(c), ts_tensor_nbytes(c));
-    ts_tensor_release(c);
-    return st;
-}
-
 /* Everything between creating the temp file and committing it. */
 static ts_status write_body(ts_io_atomic *a, const char *json, size_t json_len,
                             ts_tensor *const *tensors, const ts_torsh_entry *entries, size_t n)
@@ -194,7 +185,8 @@ static ts_status write_body(ts_io_atomic *a, const char *json, size_t json_len,
         return ts_last_status();
     uint64_t pos = 0;
     for (size_t i = 0; i < n; i++) {
-        if (ts_io_atomic_zeros(a, entries[i].offset - pos) || write_tensor(a, tensors[i])) return ts_last_status();
+        if (ts_io_atomic_zeros(a, entries[i].offset - pos) || ts_io_atomic_write_tensor(a, tensors[i]))
+            return ts_last_status();
         pos = entries[i].offset + entries[i].nbytes;
     }
     return TS_OK;
@@ -217,8 +209,6 @@ ts_status ts_torsh_write(const char *path, const char *json, size_t json_len,
 }
 
 /* ---- the reader ------------------------------------------------------------- */
-
-static void release_file_map(ts_storage *s) { munmap(s->owner, s->owner_len); }
 
 /* Validates the fixed header (32 bytes read from a file of `size` bytes). */
 static ts_status check_fixed_header(const char *path, const unsigned char *h, size_t got, uint64_t size, ts_torsh_info *info)
@@ -252,20 +242,6 @@ static ts_status check_fixed_header(const char *path, const unsigned char *h, si
     return TS_OK;
 }
 
-/* Maps the whole file read-only through fd as one storage. */
-static ts_storage *map_whole_file(int fd, const char *path, uint64_t size)
-{
-    if (size > SIZE_MAX) return ts_fail_null(TS_ERR_IO, "'%s' is too large to map", path);
-    void *m = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) return ts_fail_null(TS_ERR_IO, "cannot map '%s': %s", path, strerror(errno));
-    ts_storage *s = ts_storage_wrap(m, (size_t)size, release_file_map, m);
-    if (!s) { munmap(m, (size_t)size); return NULL; }
-    s->kind = TS_STORAGE_MMAP;
-    s->readonly = true;
-    s->owner_len = (size_t)size;
-    return s;
-}
-
 ts_torsh_file *ts_torsh_open(const char *path)
 {
     if (!host_is_little_endian()) return ts_fail_null(TS_ERR_UNSUPPORTED, "torsh open: big-endian hosts are not supported");
@@ -284,7 +260,7 @@ ts_torsh_file *ts_torsh_open(const char *path)
     if (check_fixed_header(path, head, (size_t)got, (uint64_t)st.st_size, &info)) goto done;
     f = calloc(1, sizeof *f);
     if (!f || !(f->path = strdup(path))) { ts_fail(TS_ERR_MEMORY, "out of memory (torsh file)"); goto fail; }
-    f->map = map_whole_file(fd, path, info.file_size);
+    f->map = io_map_fd(fd, info.file_size, NULL, path);
     if (!f->map) goto fail;
     f->base = f->map->data;
     f->info = info;

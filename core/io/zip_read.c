@@ -11,11 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include "io_internal.h"
 #include "zip_internal.h"
 
 #define SIG_LOCAL 0x04034b50u
@@ -104,7 +104,6 @@ ts_status ts_zip_check_name(const char *name, size_t len, const char *what)
 
 /* ---- opening ---------------------------------------------------------------------- */
 
-static void release_file_map(ts_storage *s) { munmap(s->owner, s->owner_len); }
 
 typedef struct end_info {
     uint64_t count;      /* entries */
@@ -345,16 +344,9 @@ ts_zip *ts_zip_open_fd(int fd, const char *name)
     ts_zip *z = calloc(1, sizeof *z);
     if (!z || !(z->path = strdup(name))) { free(z); return ts_fail_null(TS_ERR_MEMORY, "zip: out of memory"); }
     z->size = (uint64_t)st.st_size;
-    if (z->size > SIZE_MAX) { ts_fail(TS_ERR_IO, "zip: '%s' is too large to map", name); goto fail; }
-    if (z->size > 0) {
-        void *m = mmap(NULL, (size_t)z->size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) { ts_fail(TS_ERR_IO, "zip: cannot map '%s': %s", name, strerror(errno)); goto fail; }
-        z->map = ts_storage_wrap(m, (size_t)z->size, release_file_map, m);
-        if (!z->map) { munmap(m, (size_t)z->size); goto fail; }
-        z->map->kind = TS_STORAGE_MMAP;
-        z->map->readonly = true;
-        z->map->owner_len = (size_t)z->size;
-        z->base = m;
+    if (z->size > 0) {                   /* an empty file is not mapped (and fails as no zip below) */
+        if (!(z->map = io_map_fd(fd, z->size, "zip", name))) goto fail;
+        z->base = z->map->data;
     }
     if (read_directory(z)) goto fail;
     return z;

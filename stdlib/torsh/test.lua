@@ -8,7 +8,9 @@
 --
 -- Assertions raise with the caller's file:line; a case fails on the first.
 -- T.skip(reason) inside a case marks it skipped. T.raises(fn, pattern)
--- checks an error message. Counts go to $TORSH_TEST_RESULTS/<file> for the
+-- checks an error message, T.same_bytes(a, b) two tensors' bytes. Files:
+-- T.tmpdir() (a fresh folder, removed by T.finish()), T.read_file,
+-- T.write_file, T.listdir. Counts go to $TORSH_TEST_RESULTS/<file> for the
 -- suite's closing line (tools/run-tests.sh).
 local torsh = require "torsh"
 
@@ -111,6 +113,19 @@ function T.raises(fn, pattern)
   return err
 end
 
+--- T.same_bytes(a, b, msg): tensors a and b have the same dtype, the same
+--- shape and the same bytes (compared by CRC-32; any strides).
+function T.same_bytes(a, b, msg)
+  local function differ(what, x, y)
+    error(string.format("%s%s differ: %s vs %s", msg and msg .. ": " or "", what, tostring(x), tostring(y)), 3)
+  end
+  if a:dtype() ~= b:dtype() then differ("dtypes", a:dtype(), b:dtype()) end
+  local sa, sb = table.concat(a:shape(), ","), table.concat(b:shape(), ",")
+  if sa ~= sb then differ("shapes", "[" .. sa .. "]", "[" .. sb .. "]") end
+  local ca, cb = torsh._io.crc32(a), torsh._io.crc32(b)
+  if ca ~= cb then differ("bytes", string.format("crc32 %08x", ca), string.format("crc32 %08x", cb)) end
+end
+
 --- T.tensor(spec): a tensor from a fixture record {dtype=, shape=, data=flat list}
 --- (the form tests/fixtures/luafmt.py writes); handles 0-dim, empty, f16/bf16.
 function T.tensor(spec)
@@ -121,8 +136,57 @@ function T.tensor(spec)
   return t:reshape(spec.shape)
 end
 
---- T.finish(): prints the closing line and exits (status 1 on failures).
+-- ---- files ----------------------------------------------------------------------
+
+local tmpdirs = {}
+
+local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+--- T.tmpdir(): a new empty folder (mktemp -d) and a function naming a path
+--- inside it; the folder and all in it are removed by T.finish().
+---   local tmpdir, tmp = T.tmpdir()      -- tmp("a.bin") == tmpdir .. "/a.bin"
+function T.tmpdir()
+  local p = assert(io.popen("mktemp -d -t torsh_test.XXXXXX"))
+  local dir = p:read("l")
+  p:close()
+  if not dir or dir == "" then error("T.tmpdir: mktemp -d failed", 2) end
+  tmpdirs[#tmpdirs + 1] = dir
+  return dir, function(name) return dir .. "/" .. name end
+end
+
+--- T.read_file(path): the file's bytes (raises when it cannot be read).
+function T.read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then error("T.read_file: " .. err, 2) end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- T.write_file(path, bytes): (re)writes the file; returns path.
+function T.write_file(path, bytes)
+  local f, err = io.open(path, "wb")
+  if not f then error("T.write_file: " .. err, 2) end
+  f:write(bytes)
+  f:close()
+  return path
+end
+
+--- T.listdir(dir): the names in dir, hidden ones too, sorted ({} when dir
+--- does not exist).
+function T.listdir(dir)
+  local p = assert(io.popen("ls -A " .. quote(dir) .. " 2>/dev/null"))
+  local names = {}
+  for line in p:lines() do names[#names + 1] = line end
+  p:close()
+  table.sort(names)
+  return names
+end
+
+--- T.finish(): removes the T.tmpdir() folders, prints the closing line and
+--- exits (status 1 on failures).
 function T.finish()
+  for _, dir in ipairs(tmpdirs) do os.execute("rm -rf " .. quote(dir)) end
   io.write(string.format("%d passed, %d failed, %d skipped\n", T.passed, T.failed, T.skipped))
   local dir = os.getenv("TORSH_TEST_RESULTS")
   if dir and dir ~= "" then

@@ -6,51 +6,22 @@
  * drop_last, bad orders, and freeing mid-epoch. */
 #include "check.h"
 
-#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <torsh/torsh.h>
-#include <unistd.h>
 #include <zlib.h>
 
-static char tmpdir[] = "/tmp/torsh_test_io_XXXXXX";
-
-static const char *tmp_path(const char *name)
-{
-    static char buf[4][256];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, 256, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static const char *write_file(const char *name, const void *data, size_t n)
-{
-    const char *p = tmp_path(name);
-    FILE *f = fopen(p, "wb");
-    if (f) {
-        fwrite(data, 1, n, f);
-        fclose(f);
-    }
-    return p;
-}
+static const char *tmpdir;
 
 static const char *write_gz(const char *name, const void *data, size_t n)
 {
-    const char *p = tmp_path(name);
+    const char *p = check_tmp_path(name);
     gzFile g = gzopen(p, "wb");
     if (g) {
         gzwrite(g, data, (unsigned)n);
         gzclose(g);
     }
     return p;
-}
-
-static bool error_has(const char *fragment)
-{
-    bool ok = strstr(ts_last_error(), fragment) != NULL;
-    if (!ok) fprintf(stderr, "  error was: %s\n  expected: %s\n", ts_last_error(), fragment);
-    return ok;
 }
 
 /* ---- IDX ----------------------------------------------------------------------- */
@@ -61,7 +32,7 @@ static const unsigned char IDX_U8[] = { 0, 0, 0x08, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1
 static void test_idx_plain_and_gzip(void)
 {
     for (int gz = 0; gz < 2; gz++) {
-        const char *p = gz ? write_gz("u8.idx.gz", IDX_U8, sizeof IDX_U8) : write_file("u8.idx", IDX_U8, sizeof IDX_U8);
+        const char *p = gz ? write_gz("u8.idx.gz", IDX_U8, sizeof IDX_U8) : check_write_file("u8.idx", IDX_U8, sizeof IDX_U8);
         ts_tensor *t = ts_idx_read(p);
         CHECK(t && t->dtype == TS_U8 && t->ndim == 2 && t->shape[0] == 2 && t->shape[1] == 3);
         if (t) CHECK(((uint8_t *)ts_tensor_data(t))[5] == 6 && ts_tensor_get_i64(t, (int64_t[]){ 1, 0 }) == 4);
@@ -69,7 +40,7 @@ static void test_idx_plain_and_gzip(void)
     }
     /* i16 and f32 big-endian */
     const unsigned char i16[] = { 0, 0, 0x0B, 1, 0, 0, 0, 2, 0xFE, 0xD4, 0x01, 0x00 };
-    ts_tensor *a = ts_idx_read(write_file("i16.idx", i16, sizeof i16));
+    ts_tensor *a = ts_idx_read(check_write_file("i16.idx", i16, sizeof i16));
     CHECK(a && a->dtype == TS_I16 && ts_tensor_item_at(a, 0) == -300 && ts_tensor_item_at(a, 1) == 256);
     ts_tensor_release(a);
     const unsigned char f32[] = { 0, 0, 0x0D, 1, 0, 0, 0, 1, 0x3F, 0xC0, 0, 0 };
@@ -77,7 +48,7 @@ static void test_idx_plain_and_gzip(void)
     CHECK(b && b->dtype == TS_F32 && ts_tensor_item_at(b, 0) == 1.5);
     ts_tensor_release(b);
     const unsigned char f64[] = { 0, 0, 0x0E, 1, 0, 0, 0, 1, 0xC0, 0x04, 0, 0, 0, 0, 0, 0 };
-    ts_tensor *c = ts_idx_read(write_file("f64.idx", f64, sizeof f64));
+    ts_tensor *c = ts_idx_read(check_write_file("f64.idx", f64, sizeof f64));
     CHECK(c && c->dtype == TS_F64 && ts_tensor_item_at(c, 0) == -2.5);
     ts_tensor_release(c);
 }
@@ -85,35 +56,35 @@ static void test_idx_plain_and_gzip(void)
 static void test_idx_refusals(void)
 {
     int64_t before = ts_mem_get_stats(TS_CPU).live_bytes;
-    CHECK(!ts_idx_read(tmp_path("missing.idx")) && error_has("cannot open") && error_has("missing.idx"));
-    CHECK(!ts_idx_read(tmpdir) && error_has("not a regular file"));
+    CHECK(!ts_idx_read(check_tmp_path("missing.idx")) && check_error_has("cannot open") && check_error_has("missing.idx"));
+    CHECK(!ts_idx_read(tmpdir) && check_error_has("not a regular file"));
     const unsigned char magic[] = { 1, 0, 8, 1, 0, 0, 0, 1, 7 };
-    CHECK(!ts_idx_read(write_file("magic.idx", magic, sizeof magic)) && error_has("not an IDX file"));
+    CHECK(!ts_idx_read(check_write_file("magic.idx", magic, sizeof magic)) && check_error_has("not an IDX file"));
     const unsigned char type[] = { 0, 0, 0x0A, 1, 0, 0, 0, 1, 7 };
-    CHECK(!ts_idx_read(write_file("type.idx", type, sizeof type)) && error_has("unknown IDX type code 0x0a"));
+    CHECK(!ts_idx_read(check_write_file("type.idx", type, sizeof type)) && check_error_has("unknown IDX type code 0x0a"));
     const unsigned char dims0[] = { 0, 0, 8, 0, 7 };
-    CHECK(!ts_idx_read(write_file("dims0.idx", dims0, sizeof dims0)) && error_has("declares 0 dims"));
+    CHECK(!ts_idx_read(check_write_file("dims0.idx", dims0, sizeof dims0)) && check_error_has("declares 0 dims"));
     const unsigned char dims9[] = { 0, 0, 8, 9, 0, 0, 0, 1 };
-    CHECK(!ts_idx_read(write_file("dims9.idx", dims9, sizeof dims9)) && error_has("declares 9 dims"));
-    CHECK(!ts_idx_read(write_file("short.idx", IDX_U8, 3)) && error_has("too short for an IDX header"));
-    CHECK(!ts_idx_read(write_file("head.idx", IDX_U8, 9)) && error_has("truncated header"));
-    CHECK(!ts_idx_read(write_file("trunc.idx", IDX_U8, sizeof IDX_U8 - 2)) &&
-          error_has("truncated: the header declares [2, 3] u8 (6 bytes of data) but only 4 bytes follow"));
-    CHECK(!ts_idx_read(write_gz("trunc.idx.gz", IDX_U8, sizeof IDX_U8 - 2)) && error_has("truncated") &&
-          error_has("trunc.idx.gz"));
+    CHECK(!ts_idx_read(check_write_file("dims9.idx", dims9, sizeof dims9)) && check_error_has("declares 9 dims"));
+    CHECK(!ts_idx_read(check_write_file("short.idx", IDX_U8, 3)) && check_error_has("too short for an IDX header"));
+    CHECK(!ts_idx_read(check_write_file("head.idx", IDX_U8, 9)) && check_error_has("truncated header"));
+    CHECK(!ts_idx_read(check_write_file("trunc.idx", IDX_U8, sizeof IDX_U8 - 2)) &&
+          check_error_has("truncated: the header declares [2, 3] u8 (6 bytes of data) but only 4 bytes follow"));
+    CHECK(!ts_idx_read(write_gz("trunc.idx.gz", IDX_U8, sizeof IDX_U8 - 2)) && check_error_has("truncated") &&
+          check_error_has("trunc.idx.gz"));
     unsigned char extra[sizeof IDX_U8 + 1];
     memcpy(extra, IDX_U8, sizeof IDX_U8);
     extra[sizeof IDX_U8] = 9;
-    CHECK(!ts_idx_read(write_file("extra.idx", extra, sizeof extra)) && error_has("1 unexpected bytes after"));
-    CHECK(!ts_idx_read(write_gz("extra.idx.gz", extra, sizeof extra)) && error_has("unexpected bytes after"));
+    CHECK(!ts_idx_read(check_write_file("extra.idx", extra, sizeof extra)) && check_error_has("1 unexpected bytes after"));
+    CHECK(!ts_idx_read(write_gz("extra.idx.gz", extra, sizeof extra)) && check_error_has("unexpected bytes after"));
     /* a header claiming 4 GiB x 4 GiB: refused before anything is allocated */
     const unsigned char huge[] = { 0, 0, 8, 2, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1 };
-    CHECK(!ts_idx_read(write_gz("huge.idx.gz", huge, sizeof huge)) && error_has("larger than any tensor"));
+    CHECK(!ts_idx_read(write_gz("huge.idx.gz", huge, sizeof huge)) && check_error_has("larger than any tensor"));
     /* 47 MB claimed, 2 bytes there: plain and gzip both say truncated */
     const unsigned char big[] = { 0, 0, 8, 3, 0, 0, 0xEA, 0x60, 0, 0, 0, 28, 0, 0, 0, 28, 1, 2 };
     ts_mem_reset_peak(TS_CPU);
-    CHECK(!ts_idx_read(write_file("big.idx", big, sizeof big)) && error_has("but only 2 bytes follow"));
-    CHECK(!ts_idx_read(write_gz("big.idx.gz", big, sizeof big)) && error_has("but only 2 bytes follow"));
+    CHECK(!ts_idx_read(check_write_file("big.idx", big, sizeof big)) && check_error_has("but only 2 bytes follow"));
+    CHECK(!ts_idx_read(write_gz("big.idx.gz", big, sizeof big)) && check_error_has("but only 2 bytes follow"));
     CHECK(ts_mem_get_stats(TS_CPU).peak_bytes - before < 1024);
     /* a corrupt gzip stream */
     const char *gzp = write_gz("corrupt.idx.gz", IDX_U8, sizeof IDX_U8);
@@ -125,7 +96,7 @@ static void test_idx_refusals(void)
         fputc(0xFF, f);
         fclose(f);
     }
-    CHECK(!ts_idx_read(gzp) && error_has("corrupt.idx.gz"));
+    CHECK(!ts_idx_read(gzp) && check_error_has("corrupt.idx.gz"));
     CHECK(ts_mem_get_stats(TS_CPU).live_bytes == before);
 }
 
@@ -140,20 +111,20 @@ static void test_cifar10(void)
         for (int i = 0; i < 3072; i++) buf[r * REC + 1 + i] = (unsigned char)(i + r);
     }
     ts_tensor *im = NULL, *lb = NULL;
-    CHECK(ts_cifar10_read(write_file("c.bin", buf, 3 * REC), &im, &lb) == TS_OK);
+    CHECK(ts_cifar10_read(check_write_file("c.bin", buf, 3 * REC), &im, &lb) == TS_OK);
     CHECK(im && im->dtype == TS_U8 && im->ndim == 4 && im->shape[0] == 3 && im->shape[1] == 3 && im->shape[2] == 32);
     CHECK(lb && lb->dtype == TS_I64 && lb->shape[0] == 3 && ts_tensor_item_at(lb, 2) == 8);
     /* record 1, green plane (1024 on), pixel 5 -> byte 1024 + 5 + 1 of the record */
     if (im) CHECK(ts_tensor_get_i64(im, (int64_t[]){ 1, 1, 0, 5 }) == (1024 + 5 + 1) % 256);
     ts_tensor_release(im);
     ts_tensor_release(lb);
-    CHECK(ts_cifar10_read(write_file("c_short.bin", buf, 3 * REC - 1), &im, &lb) == TS_ERR_FORMAT &&
-          error_has("not a whole number of 3073-byte records") && !im && !lb);
-    CHECK(ts_cifar10_read(write_file("c_empty.bin", buf, 0), &im, &lb) == TS_ERR_FORMAT);
+    CHECK(ts_cifar10_read(check_write_file("c_short.bin", buf, 3 * REC - 1), &im, &lb) == TS_ERR_FORMAT &&
+          check_error_has("not a whole number of 3073-byte records") && !im && !lb);
+    CHECK(ts_cifar10_read(check_write_file("c_empty.bin", buf, 0), &im, &lb) == TS_ERR_FORMAT);
     buf[REC] = 10;
-    CHECK(ts_cifar10_read(write_file("c_label.bin", buf, 3 * REC), &im, &lb) == TS_ERR_FORMAT &&
-          error_has("record 1 has label 10"));
-    CHECK(ts_cifar10_read(tmp_path("nope.bin"), &im, &lb) == TS_ERR_IO && error_has("nope.bin"));
+    CHECK(ts_cifar10_read(check_write_file("c_label.bin", buf, 3 * REC), &im, &lb) == TS_ERR_FORMAT &&
+          check_error_has("record 1 has label 10"));
+    CHECK(ts_cifar10_read(check_tmp_path("nope.bin"), &im, &lb) == TS_ERR_IO && check_error_has("nope.bin"));
     free(buf);
 }
 
@@ -175,7 +146,7 @@ static const char *write_npy(const char *name, const char *dict, const void *dat
     memcpy(buf + pre, dict, len);
     buf[pre + hlen - 1] = '\n';
     memcpy(buf + pre + hlen, data, n);
-    return write_file(name, buf, pre + hlen + n);
+    return check_write_file(name, buf, pre + hlen + n);
 }
 
 static void test_npy(void)
@@ -204,53 +175,56 @@ static void test_npy(void)
     ts_tensor_release(t);
 
     int64_t before = ts_mem_get_stats(TS_CPU).live_bytes;
-    CHECK(!ts_npy_read(write_file("nomagic.npy", "NUMPY\x01\x00", 8)) && error_has("not a .npy file"));
-    CHECK(!ts_npy_read(write_npy("v4.npy", "{}", f, 0, 4)) && error_has("format version 4.0 is not supported"));
+    CHECK(!ts_npy_read(check_write_file("nomagic.npy", "NUMPY\x01\x00", 8)) && check_error_has("not a .npy file"));
+    CHECK(!ts_npy_read(write_npy("v4.npy", "{}", f, 0, 4)) && check_error_has("format version 4.0 is not supported"));
     CHECK(!ts_npy_read(write_npy("c8.npy", "{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }", f, 8, 1)) &&
-          error_has("dtype '<c8' is not supported"));
+          check_error_has("dtype '<c8' is not supported"));
     CHECK(!ts_npy_read(write_npy("tr.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", f, 20, 1)) &&
-          error_has("truncated: shape [2, 3] of <f4 needs 24 bytes of data, the file has 20"));
+          check_error_has("truncated: shape [2, 3] of <f4 needs 24 bytes of data, the file has 20"));
     CHECK(!ts_npy_read(write_npy("ex.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", f, 8, 1)) &&
-          error_has("size mismatch"));
+          check_error_has("size mismatch"));
     CHECK(!ts_npy_read(write_npy("key.npy", "{'descr': '<f4', 'shape': (1,), }", f, 4, 1)) &&
-          error_has("lacks 'fortran_order'"));
+          check_error_has("lacks 'fortran_order'"));
     CHECK(!ts_npy_read(write_npy("bad.npy", "{'descr': '<f4', 'fortran_order': Maybe, 'shape': (1,), }", f, 4, 1)) &&
-          error_has("malformed header: fortran_order must be True or False"));
+          check_error_has("malformed header: fortran_order must be True or False"));
     CHECK(!ts_npy_read(write_npy("big.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (100000, 100000), }",
-                                 f, 4, 1)) && error_has("truncated"));
+                                 f, 4, 1)) && check_error_has("truncated"));
     CHECK(!ts_npy_read(write_npy("neg.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", f, 4, 1)) &&
-          error_has("expected a non-negative integer"));
+          check_error_has("expected a non-negative integer"));
+    CHECK(!ts_npy_read(write_npy("dup.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'descr': '<f8'}",
+                                 f, 4, 1)) && check_error_has("repeated header key 'descr'"));
+    CHECK(!ts_npy_read(write_npy("v2tr.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", f, 8, 2)) &&
+          check_error_has("truncated: shape [3] of <f4 needs 12 bytes of data, the file has 8"));
+    CHECK(!ts_npy_read(check_write_file("v2pre.npy", "\x93NUMPY\x02\x00\x10", 9)) && check_error_has("not a .npy file"));
+    CHECK(!ts_npy_read(check_write_file("v2pre2.npy", "\x93NUMPY\x02\x00\x10\x00", 10)) && check_error_has("truncated preamble"));
+    CHECK(!ts_npy_read(check_write_file("hdr.npy", "\x93NUMPY\x01\x00\x40\x00{'descr'", 17)) &&
+          check_error_has("the header needs 64 bytes, the file has 7 after the preamble"));
     CHECK(ts_mem_get_stats(TS_CPU).live_bytes == before);
 }
 
 /* ---- the fuzz seed corpora ---------------------------------------------------------- */
 
+typedef struct replay_ctx { ts_tensor *(*reader)(const char *); } replay_ctx;
+
+/* One seed file: a tensor (unless its name says it is broken) or a message. */
+static void replay_one(const char *path, const char *name, void *ctx)
+{
+    ts_clear_error();
+    ts_tensor *t = ((replay_ctx *)ctx)->reader(path);
+    CHECK(t || ts_last_error()[0] != '\0');
+    bool broken = strstr(name, "truncated") || strstr(name, "huge");
+    CHECK(broken ? t == NULL : t != NULL);
+    ts_tensor_release(t);
+}
+
 /* Every file of tests/fuzz/<dir> read by `reader`: a tensor or a message, no leak. */
 static int replay(const char *dir, ts_tensor *(*reader)(const char *))
 {
-    char root[512];
-    snprintf(root, sizeof root, "%s", __FILE__);
-    char *slash = strrchr(root, '/');
-    if (!slash) return -1;
-    snprintf(slash, sizeof root - (size_t)(slash - root), "/../fuzz/%s", dir);
-    DIR *d = opendir(root);
-    if (!d) return -1;
-    int n = 0;
+    char rel[64];
+    snprintf(rel, sizeof rel, "fuzz/%s", dir);
     int64_t before = ts_mem_get_stats(TS_CPU).live_bytes;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", root, e->d_name);
-        ts_clear_error();
-        ts_tensor *t = reader(path);
-        CHECK(t || ts_last_error()[0] != '\0');
-        bool broken = strstr(e->d_name, "truncated") || strstr(e->d_name, "huge");
-        CHECK(broken ? t == NULL : t != NULL);
-        ts_tensor_release(t);
-        n++;
-    }
-    closedir(d);
+    replay_ctx c = { reader };
+    int n = check_each_file(rel, replay_one, &c);
     CHECK(ts_mem_get_stats(TS_CPU).live_bytes == before);
     return n;
 }
@@ -394,22 +368,22 @@ static void test_loader_edges(void)
     CHECK(ts_mem_get_stats(TS_CPU).live_bytes == before);
 
     ts_tensor *bad = ts_tensor_from_data((int64_t[]){ 0, 10 }, TS_I64, (int64_t[]){ 2 }, 1, TS_I64);
-    CHECK(!ts_loader_new(x, y, bad, &o) && error_has("order[1] = 10 is out of range for 10 samples"));
+    CHECK(!ts_loader_new(x, y, bad, &o) && check_error_has("order[1] = 10 is out of range for 10 samples"));
     ts_tensor *lab = ts_tensor_zeros((int64_t[]){ 9 }, 1, TS_I64);
-    CHECK(!ts_loader_new(x, lab, NULL, &o) && error_has("labels [9] do not match samples [10, 2, 5, 6]"));
+    CHECK(!ts_loader_new(x, lab, NULL, &o) && check_error_has("labels [9] do not match samples [10, 2, 5, 6]"));
     o.batch_size = 0;
-    CHECK(!ts_loader_new(x, y, NULL, &o) && error_has("batch_size must be >= 1"));
+    CHECK(!ts_loader_new(x, y, NULL, &o) && check_error_has("batch_size must be >= 1"));
     o.batch_size = 2;
     o.start_batch = 6;
-    CHECK(!ts_loader_new(x, y, NULL, &o) && error_has("start_batch 6 is out of range 0..5"));
+    CHECK(!ts_loader_new(x, y, NULL, &o) && check_error_has("start_batch 6 is out of range 0..5"));
     o.start_batch = 0;
     ts_transform crop = { .kind = TS_TF_RANDOM_CROP, .size_h = 9, .size_w = 9, .padding = 1 };
     o.transforms = &crop;
     o.ntransforms = 1;
-    CHECK(!ts_loader_new(x, y, NULL, &o) && error_has("transform 1 (random_crop): crop 9x9 does not fit the padded 7x8"));
+    CHECK(!ts_loader_new(x, y, NULL, &o) && check_error_has("transform 1 (random_crop): crop 9x9 does not fit the padded 7x8"));
     ts_transform norm = { .kind = TS_TF_NORMALIZE, .nchannels = 3, .mean = { 0, 0, 0 }, .std = { 1, 1, 1 } };
     o.transforms = &norm;
-    CHECK(!ts_loader_new(x, y, NULL, &o) && error_has("has 3 mean/std values for 2 channels"));
+    CHECK(!ts_loader_new(x, y, NULL, &o) && check_error_has("has 3 mean/std values for 2 channels"));
     ts_tensor_release(lab);
     ts_tensor_release(bad);
     ts_tensor_release(x);
@@ -441,7 +415,7 @@ static void test_loader_errors_propagate(void)
             ts_tensor_release(by);
         }
         /* batch 2: [2, 2, 5, 6] f32 = 480 bytes, refused in whichever thread made it */
-        CHECK(ld && ts_loader_next(ld, &bx, &by) == TS_ERR_MEMORY && !bx && !by && error_has("480 bytes"));
+        CHECK(ld && ts_loader_next(ld, &bx, &by) == TS_ERR_MEMORY && !bx && !by && check_error_has("480 bytes"));
         CHECK(ld && ts_loader_next(ld, &bx, &by) == TS_OK && !bx && ts_loader_position(ld) == 3);
         ts_loader_free(ld);
         ts_mem_set_allocator(NULL);
@@ -465,29 +439,14 @@ static void test_channel_stats(void)
     ts_tensor *f = ts_to_dtype(x, TS_F32);
     CHECK(ts_data_channel_stats(f, mean, std, 4, &n) == TS_OK && n == 2);
     CHECK_NEAR(std[0], sqrt(5.0), 1e-9);
-    CHECK(ts_data_channel_stats(x, mean, std, 1, &n) == TS_ERR_ARG && error_has("2 channels, room for 1"));
+    CHECK(ts_data_channel_stats(x, mean, std, 1, &n) == TS_ERR_ARG && check_error_has("2 channels, room for 1"));
     ts_tensor_release(f);
     ts_tensor_release(x);
 }
 
-static void remove_tmpdir(void)
-{
-    DIR *d = opendir(tmpdir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
-        unlink(tmp_path(e->d_name));
-    }
-    if (d) closedir(d);
-    rmdir(tmpdir);
-}
-
 int main(void)
 {
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!(tmpdir = check_tmpdir("io"))) return 1;
     RUN(test_idx_plain_and_gzip);
     RUN(test_idx_refusals);
     RUN(test_cifar10);
@@ -498,6 +457,5 @@ int main(void)
     RUN(test_loader_edges);
     RUN(test_loader_errors_propagate);
     RUN(test_channel_stats);
-    remove_tmpdir();
     return check_finish("io");
 }

@@ -4,29 +4,9 @@
  * of the fuzz seed corpus (tests/fuzz/corpus_npz, archives made by NumPy). */
 #include "check.h"
 
-#include <dirent.h>
-#include <stdlib.h>
 #include <string.h>
 #include <torsh/npz.h>
 #include <torsh/torsh.h>
-
-static char tmpdir[] = "/tmp/torsh_test_npz_XXXXXX";
-
-static const char *tmp_path(const char *name)
-{
-    static char buf[4][256];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, 256, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static bool error_has(const char *fragment)
-{
-    bool ok = strstr(ts_last_error(), fragment) != NULL;
-    if (!ok) fprintf(stderr, "  error was: %s\n  expected: %s\n", ts_last_error(), fragment);
-    return ok;
-}
 
 /* numpy 1.24: np.save(b, np.zeros(shape, '<f4')) header lengths and texts */
 static void test_npy_header(void)
@@ -54,7 +34,7 @@ static void test_npy_header(void)
     ts_tensor *b = ts_tensor_zeros((int64_t[]){ 2 }, 1, TS_BF16);
     unsigned char h[TS_NPY_HEADER_MAX];
     size_t n;
-    CHECK(ts_npy_header(b, h, sizeof h, &n) != TS_OK && error_has("NumPy has no bf16 dtype"));
+    CHECK(ts_npy_header(b, h, sizeof h, &n) != TS_OK && check_error_has("NumPy has no bf16 dtype"));
     ts_tensor_release(b);
 }
 
@@ -62,7 +42,7 @@ static void test_npy_parse_refusals(void)
 {
     ts_npy_info info;
     const char pre[] = "\x93NUMPY\x01\x00";
-    CHECK(ts_npy_parse("abc", 3, "x", &info) != TS_OK && error_has("x: not a .npy array"));
+    CHECK(ts_npy_parse("abc", 3, "x", &info) != TS_OK && check_error_has("x: not a .npy array"));
     char buf[200];
     const char *dicts[] = {
         "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }",       /* 4 bytes short */
@@ -72,7 +52,7 @@ static void test_npy_parse_refusals(void)
         "{'descr': '<f4', 'fortran_order': maybe, 'shape': (1,), }",
         "{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }",
     };
-    const char *want[] = { "truncated: shape [2] of <f4 needs 8 bytes of data, the array has 4", "dtype '<c8' is not supported",
+    const char *want[] = { "truncated: shape [2] of <f4 needs 8 bytes of data, there are 4", "dtype '<c8' is not supported",
                            "lacks 'shape'", "unexpected or repeated header key 'x'", "True or False",
                            "non-negative integer" };
     for (size_t i = 0; i < sizeof dicts / sizeof *dicts; i++) {
@@ -82,7 +62,7 @@ static void test_npy_parse_refusals(void)
         buf[9] = 0;
         memcpy(buf + 10, dicts[i], dl);
         memset(buf + 10 + dl, 0, 4);                    /* 4 data bytes */
-        CHECK(ts_npy_parse(buf, 10 + dl + 4, "x", &info) != TS_OK && error_has(want[i]));
+        CHECK(ts_npy_parse(buf, 10 + dl + 4, "x", &info) != TS_OK && check_error_has(want[i]));
     }
 }
 
@@ -93,7 +73,7 @@ static void test_npz_round_trip(void)
     ts_tensor *c = ts_tensor_scalar(7, TS_I64);
     const char *names[] = { "a", "sub/b", "c" };
     ts_tensor *ts[] = { a2, b, c };
-    const char *p = tmp_path("rt.npz");
+    const char *p = check_tmp_path("rt.npz");
     CHECK(ts_npz_write(p, names, ts, 3) == TS_OK);
     ts_npz *z = ts_npz_open(p);
     CHECK(z && ts_npz_count(z) == 3 && strcmp(ts_npz_name(z, 1), "sub/b") == 0 && ts_npz_find(z, "c") == 2);
@@ -108,61 +88,46 @@ static void test_npz_round_trip(void)
         ts_tensor_release(v);
         ts_tensor_release(h);
     }
-    CHECK(z && ts_npz_tensor(z, 3, 0) == NULL && error_has("out of range"));
+    CHECK(z && ts_npz_tensor(z, 3, 0) == NULL && check_error_has("out of range"));
     ts_npz_close(z);
     const char *dup[] = { "x", "x" };
-    CHECK(ts_npz_write(tmp_path("dup.npz"), dup, ts, 2) != TS_OK && error_has("duplicate name 'x'"));
+    CHECK(ts_npz_write(check_tmp_path("dup.npz"), dup, ts, 2) != TS_OK && check_error_has("duplicate name 'x'"));
     ts_tensor_release(a);
     ts_tensor_release(a2);
     ts_tensor_release(b);
     ts_tensor_release(c);
 }
 
+static void open_seed(const char *path, const char *name, void *ctx)
+{
+    (void)ctx;
+    ts_clear_error();
+    ts_npz *z = ts_npz_open(path);
+    bool ok = z != NULL;
+    for (size_t i = 0; z && i < ts_npz_count(z); i++) {
+        ts_tensor *t = ts_npz_tensor(z, i, 0);
+        ok = ok && t;
+        ts_tensor_release(t);
+    }
+    ts_npz_close(z);
+    bool broken = strncmp(name, "bad_", 4) == 0;
+    CHECK(broken ? !ok && ts_last_error()[0] : ok);
+    if (!broken && !ok) fprintf(stderr, "  %s: %s\n", name, ts_last_error());
+}
+
 static void test_corpus(void)
 {
-    char root[512];
-    snprintf(root, sizeof root, "%s", __FILE__);
-    char *slash = strrchr(root, '/');
-    if (!slash) return;
-    snprintf(slash, sizeof root - (size_t)(slash - root), "/../fuzz/corpus_npz");
-    DIR *d = opendir(root);
-    CHECK(d != NULL);
-    if (!d) return;
-    int n = 0;
     int64_t before = ts_mem_get_stats(TS_CPU).live_bytes;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", root, e->d_name);
-        ts_clear_error();
-        ts_npz *z = ts_npz_open(path);
-        bool ok = z != NULL;
-        for (size_t i = 0; z && i < ts_npz_count(z); i++) {
-            ts_tensor *t = ts_npz_tensor(z, i, 0);
-            ok = ok && t;
-            ts_tensor_release(t);
-        }
-        ts_npz_close(z);
-        bool broken = strncmp(e->d_name, "bad_", 4) == 0;
-        CHECK(broken ? !ok && ts_last_error()[0] : ok);
-        if (!broken && !ok) fprintf(stderr, "  %s: %s\n", e->d_name, ts_last_error());
-        n++;
-    }
-    closedir(d);
-    CHECK(n >= 8);
+    CHECK(check_each_file("fuzz/corpus_npz", open_seed, NULL) >= 8);
     CHECK(ts_mem_get_stats(TS_CPU).live_bytes == before);
 }
 
 int main(void)
 {
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
+    if (!check_tmpdir("npz")) return 1;
     RUN(test_npy_header);
     RUN(test_npy_parse_refusals);
     RUN(test_npz_round_trip);
     RUN(test_corpus);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
     return check_finish("npz");
 }

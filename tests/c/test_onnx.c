@@ -22,34 +22,7 @@
 #include <torsh/torsh.h>
 #include <unistd.h>
 
-static char tmpdir[] = "/tmp/torsh_test_onnx_XXXXXX";
-
-static const char *tmp_path(const char *name)
-{
-    static char buf[8][512];
-    static int next;
-    char *p = buf[next++ % 8];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static const char *fixture(const char *rel)
-{
-    static char buf[4][1024];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, 1024, "%s", __FILE__);
-    char *slash = strrchr(p, '/');
-    snprintf(slash, 1024 - (size_t)(slash - p), "/../%s", rel);
-    return p;
-}
-
-static bool error_has(const char *fragment)
-{
-    bool ok = strstr(ts_last_error(), fragment) != NULL;
-    if (!ok) fprintf(stderr, "  error was: %s\n  expected: %s\n", ts_last_error(), fragment);
-    return ok;
-}
+static const char *tmpdir;
 
 static bool file_exists(const char *p)
 {
@@ -184,21 +157,10 @@ static pb model(const mopts *o)
     return m;
 }
 
-static const char *write_bytes(const char *name, const void *d, size_t n)
-{
-    const char *p = tmp_path(name);
-    FILE *f = fopen(p, "wb");
-    if (f) {
-        if (n) fwrite(d, 1, n, f);
-        fclose(f);
-    }
-    return p;
-}
-
 /* Writes m (freed) to tmpdir/name and loads it. */
 static ts_graph *load_model(const char *name, pb *m)
 {
-    const char *p = write_bytes(name, m->p, m->n);
+    const char *p = check_write_file(name, m->p, m->n);
     free(m->p);
     *m = (pb){ 0 };
     ts_clear_error();
@@ -214,19 +176,6 @@ static ts_graph *load_opts(const char *name, mopts o)
 }
 
 /* ---- running ---------------------------------------------------------------------------- */
-
-static double max_abs_diff(const ts_tensor *a, const ts_tensor *b)
-{
-    if (!a || !b || a->ndim != b->ndim) return INFINITY;
-    for (int i = 0; i < a->ndim; i++)
-        if (a->shape[i] != b->shape[i]) return INFINITY;
-    double m = 0;
-    for (int64_t i = 0; i < ts_tensor_numel(a); i++) {
-        double d = fabs(ts_tensor_item_at(a, i) - ts_tensor_item_at(b, i));
-        if (!(d <= m)) m = d;   /* NaN wins */
-    }
-    return m;
-}
 
 /* Runs g on one input; a new reference or NULL (message printed). */
 static ts_tensor *run1(const ts_graph *g, ts_tensor *x)
@@ -256,7 +205,7 @@ static void test_structure(void)
     char rel[256];
     for (int k = 0; k < 4; k++) {
         snprintf(rel, sizeof rel, "fixtures/onnx/%s/model.onnx", SMALL[k]);
-        ts_graph *g = ts_onnx_load(fixture(rel));
+        ts_graph *g = ts_onnx_load(check_tests_path(rel));
         CHECK(g != NULL);
         if (!g) { fprintf(stderr, "  %s\n", ts_last_error()); continue; }
         bool mlp = SMALL[k][0] == 'm';
@@ -301,15 +250,15 @@ static void test_run_small(void)
     char rel[256];
     for (int k = 0; k < 4; k++) {
         snprintf(rel, sizeof rel, "fixtures/onnx/%s/model.onnx", SMALL[k]);
-        ts_graph *g = ts_onnx_load(fixture(rel));
+        ts_graph *g = ts_onnx_load(check_tests_path(rel));
         snprintf(rel, sizeof rel, "fixtures/onnx/%s/input.npy", SMALL[k]);
-        ts_tensor *x = ts_npy_read(fixture(rel));
+        ts_tensor *x = ts_npy_read(check_tests_path(rel));
         snprintf(rel, sizeof rel, "fixtures/onnx/%s/expected.npy", SMALL[k]);
-        ts_tensor *want = ts_npy_read(fixture(rel));
+        ts_tensor *want = ts_npy_read(check_tests_path(rel));
         CHECK(g && x && want);
         if (g && x && want) {
             ts_tensor *y = run1(g, x);
-            double d = max_abs_diff(y, want);
+            double d = check_max_abs_diff(y, want);
             printf("  %s: max abs difference vs PyTorch %.3g\n", SMALL[k], d);
             CHECK(d <= 1e-4);
             ts_tensor_release(y);
@@ -318,7 +267,7 @@ static void test_run_small(void)
             const ts_gvalue *out = ts_graph_val(g, ts_graph_output(g, 0));
             CHECK(out->dims[0].size == x->shape[0]);
             y = run1(g, x);
-            CHECK(max_abs_diff(y, want) <= 1e-4);
+            CHECK(check_max_abs_diff(y, want) <= 1e-4);
             ts_tensor_release(y);
         }
         ts_tensor_release(x);
@@ -354,7 +303,7 @@ static void check_same_graph(const ts_graph *a, const ts_graph *b)
                 const ts_gvalue *va = ts_graph_val(a, na->inputs[j]), *vb = ts_graph_val(b, nb->inputs[j]);
                 CHECK(strcmp(va->name, vb->name) == 0);
                 CHECK(!va->constant == !vb->constant);
-                if (va->constant && vb->constant) CHECK(max_abs_diff(va->constant, vb->constant) == 0);
+                if (va->constant && vb->constant) CHECK(check_max_abs_diff(va->constant, vb->constant) == 0);
             }
         }
         for (int j = 0; j < na->n_attrs && j < nb->n_attrs; j++) {
@@ -373,16 +322,16 @@ static void test_roundtrip_small(void)
     char rel[256];
     for (int k = 0; k < 4; k++) {
         snprintf(rel, sizeof rel, "fixtures/onnx/%s/model.onnx", SMALL[k]);
-        ts_graph *g = ts_onnx_load(fixture(rel));
+        ts_graph *g = ts_onnx_load(check_tests_path(rel));
         snprintf(rel, sizeof rel, "fixtures/onnx/%s/input.npy", SMALL[k]);
-        ts_tensor *x = ts_npy_read(fixture(rel));
+        ts_tensor *x = ts_npy_read(check_tests_path(rel));
         CHECK(g && x);
         if (!g || !x) { ts_graph_free(g); ts_tensor_release(x); continue; }
         ts_tensor *y0 = run1(g, x);
         for (int ext = 0; ext < 2; ext++) {
             char name[64];
             snprintf(name, sizeof name, "%s%s.onnx", SMALL[k], ext ? "_ext" : "");
-            const char *p = tmp_path(name);
+            const char *p = check_tmp_path(name);
             ts_onnx_save_options o = { .external_data = ext, .external_min_bytes = ext ? 64 : 0 };
             CHECK(ts_onnx_save(g, p, &o) == TS_OK);
             char data[600];
@@ -395,7 +344,7 @@ static void test_roundtrip_small(void)
             CHECK(strcmp(ts_graph_producer(h, &ver), "torsh") == 0 && ver && strcmp(ver, TS_VERSION_STRING) == 0);
             check_same_graph(g, h);
             ts_tensor *y1 = run1(h, x);
-            CHECK(y0 && y1 && max_abs_diff(y0, y1) == 0);
+            CHECK(y0 && y1 && check_max_abs_diff(y0, y1) == 0);
             ts_tensor_release(y1);
             ts_graph_free(h);
         }
@@ -404,15 +353,15 @@ static void test_roundtrip_small(void)
         ts_graph_free(g);
     }
     /* the file layout written: IR 8 for opset 13, IR 9 for 19, the opset option */
-    ts_graph *g = ts_onnx_load(fixture("fixtures/onnx/mlp_op13/model.onnx"));
+    ts_graph *g = ts_onnx_load(check_tests_path("fixtures/onnx/mlp_op13/model.onnx"));
     CHECK(g != NULL);
     if (!g) return;
-    const char *p = tmp_path("opset.onnx");
+    const char *p = check_tmp_path("opset.onnx");
     CHECK(ts_onnx_save(g, p, &(ts_onnx_save_options){ .opset = 19 }) == TS_OK);
     ts_graph *h = ts_onnx_load(p);
     CHECK(h && ts_graph_opset(h, "") == 19);
     ts_graph_free(h);
-    CHECK(ts_onnx_save(g, p, &(ts_onnx_save_options){ .opset = 22 }) != TS_OK && error_has("opset 22"));
+    CHECK(ts_onnx_save(g, p, &(ts_onnx_save_options){ .opset = 22 }) != TS_OK && check_error_has("opset 22"));
     ts_graph_free(g);
 }
 
@@ -464,15 +413,15 @@ static void test_truncation(void)
     for (size_t i = 0; i + sizeof W <= m.n; i++)
         if (memcmp(m.p + i, W, sizeof W) == 0) at = i;
     CHECK(at > 0);
-    const char *p = write_bytes("cut_raw.onnx", m.p, at + 10);
-    CHECK(!ts_onnx_load(p) && error_has("cut_raw.onnx") && error_has("truncated") && error_has("in graph"));
+    const char *p = check_write_file("cut_raw.onnx", m.p, at + 10);
+    CHECK(!ts_onnx_load(p) && check_error_has("cut_raw.onnx") && check_error_has("truncated") && check_error_has("in graph"));
     CHECK(ts_mem_get_stats(TS_CPU).live_bytes == before);
     free(m.p);
-    CHECK(!ts_onnx_load(write_bytes("empty.onnx", "", 0)) && error_has("empty file"));
-    CHECK(!ts_onnx_load(tmp_path("missing.onnx")) && error_has("cannot open") && error_has("missing.onnx"));
-    CHECK(!ts_onnx_load(tmpdir) && error_has("not a regular file"));
+    CHECK(!ts_onnx_load(check_write_file("empty.onnx", "", 0)) && check_error_has("empty file"));
+    CHECK(!ts_onnx_load(check_tmp_path("missing.onnx")) && check_error_has("cannot open") && check_error_has("missing.onnx"));
+    CHECK(!ts_onnx_load(tmpdir) && check_error_has("not a regular file"));
     const char junk[] = "this is not a protobuf at all";
-    CHECK(!ts_onnx_load(write_bytes("junk.onnx", junk, sizeof junk - 1)) && error_has("junk.onnx"));
+    CHECK(!ts_onnx_load(check_write_file("junk.onnx", junk, sizeof junk - 1)) && check_error_has("junk.onnx"));
 }
 
 static void test_sizes_and_versions(void)
@@ -480,30 +429,30 @@ static void test_sizes_and_versions(void)
     /* raw_data one float short */
     pb w = tensor_raw("w", 1, 2, (int64_t[]){ 2, 3 }, W, sizeof W - 4);
     CHECK(!load_opts("short_raw.onnx", (mopts){ .init = &w }) &&
-          error_has("initializer 'w': raw_data has 20 bytes, expected 24"));
+          check_error_has("initializer 'w': raw_data has 20 bytes, expected 24"));
     /* raw_data claiming 2^62 elements in a 24-byte field */
     w = tensor_raw("w", 1, 2, (int64_t[]){ 1ll << 31, 1ll << 31 }, W, sizeof W);
     int64_t before = ts_mem_get_stats(TS_CPU).peak_bytes;
-    CHECK(!load_opts("huge_dims.onnx", (mopts){ .init = &w }) && error_has("initializer 'w'"));
+    CHECK(!load_opts("huge_dims.onnx", (mopts){ .init = &w }) && check_error_has("initializer 'w'"));
     CHECK(ts_mem_get_stats(TS_CPU).peak_bytes - before < (1 << 20));
     w = tensor_raw("w", 1, 2, (int64_t[]){ 2, -3 }, W, sizeof W);
-    CHECK(!load_opts("neg_dim.onnx", (mopts){ .init = &w }) && error_has("initializer 'w': dim 1 is negative (-3)"));
+    CHECK(!load_opts("neg_dim.onnx", (mopts){ .init = &w }) && check_error_has("initializer 'w': dim 1 is negative (-3)"));
     int64_t nine[9] = { 1, 1, 1, 1, 1, 1, 1, 1, 1 };
     w = tensor_raw("w", 1, 9, nine, W, 4);
-    CHECK(!load_opts("rank9.onnx", (mopts){ .init = &w }) && error_has("initializer 'w' has rank 9"));
+    CHECK(!load_opts("rank9.onnx", (mopts){ .init = &w }) && check_error_has("initializer 'w' has rank 9"));
     /* dtypes torsh lacks */
     w = tensor_raw("w", 14, 2, (int64_t[]){ 1, 3 }, W, sizeof W);
-    CHECK(!load_opts("c64.onnx", (mopts){ .init = &w }) && error_has("initializer 'w' has data type COMPLEX64"));
+    CHECK(!load_opts("c64.onnx", (mopts){ .init = &w }) && check_error_has("initializer 'w' has data type COMPLEX64"));
     w = tensor_head("w", 8, 1, (int64_t[]){ 1 });
     pb_bytes(&w, 6, "hi", 2);
-    CHECK(!load_opts("string.onnx", (mopts){ .init = &w }) && error_has("initializer 'w' has data type STRING"));
+    CHECK(!load_opts("string.onnx", (mopts){ .init = &w }) && check_error_has("initializer 'w' has data type STRING"));
     /* versions */
-    CHECK(!load_opts("opset22.onnx", (mopts){ .opset = 22 }) && error_has("opset 22") && error_has("max 21"));
+    CHECK(!load_opts("opset22.onnx", (mopts){ .opset = 22 }) && check_error_has("opset 22") && check_error_has("max 21"));
     ts_graph *g = load_opts("opset21.onnx", (mopts){ .opset = 21, .ir = 10 });
     CHECK(g && ts_graph_opset(g, "") == 21);
     ts_graph_free(g);
-    CHECK(!load_opts("ir99.onnx", (mopts){ .ir = 99 }) && error_has("IR version 99"));
-    CHECK(!load_opts("noopset.onnx", (mopts){ .opset = -1 }) && error_has("opset"));
+    CHECK(!load_opts("ir99.onnx", (mopts){ .ir = 99 }) && check_error_has("IR version 99"));
+    CHECK(!load_opts("noopset.onnx", (mopts){ .opset = -1 }) && check_error_has("opset"));
     /* two initializers with one name */
     pb w2 = tensor_raw("w", 1, 2, (int64_t[]){ 2, 3 }, W, sizeof W);
     pb m = model(&(mopts){ 0 });
@@ -511,7 +460,7 @@ static void test_sizes_and_versions(void)
     pb g2 = { 0 };
     pb_msg(&g2, 5, &w2);
     pb_msg(&m, 7, &g2);
-    CHECK(!load_model("dup_init.onnx", &m) && error_has("initializer 'w' is defined twice"));
+    CHECK(!load_model("dup_init.onnx", &m) && check_error_has("initializer 'w' is defined twice"));
 }
 
 static void test_typed_fields(void)
@@ -530,9 +479,9 @@ static void test_typed_fields(void)
     ts_graph_free(g);
     w = tensor_head("w", 1, 2, (int64_t[]){ 2, 3 });
     pb_bytes(&w, 4, W, 4 * 5);
-    CHECK(!load_opts("float_short.onnx", (mopts){ .init = &w }) && error_has("float_data has 5 values, expected 6"));
+    CHECK(!load_opts("float_short.onnx", (mopts){ .init = &w }) && check_error_has("float_data has 5 values, expected 6"));
     w = tensor_head("w", 1, 2, (int64_t[]){ 2, 3 });
-    CHECK(!load_opts("nodata.onnx", (mopts){ .init = &w }) && error_has("has no data"));
+    CHECK(!load_opts("nodata.onnx", (mopts){ .init = &w }) && check_error_has("has no data"));
 
     /* every other dtype through an unused extra initializer */
     struct { int onnx; ts_dtype dt; int field; } cases[] = {
@@ -657,10 +606,10 @@ static void test_nodes_and_attributes(void)
     /* an unknown op loads, and ts_exec_new names it with the supported ops */
     ts_clear_error();
     ts_exec *e = ts_exec_new(gr, NULL);
-    CHECK(!e && error_has("Custom") && error_has("supported ops"));
+    CHECK(!e && check_error_has("Custom") && check_error_has("supported ops"));
     ts_exec_free(e);
     /* export keeps the attributes, domains and the constant */
-    const char *p = tmp_path("attrs_rt.onnx");
+    const char *p = check_tmp_path("attrs_rt.onnx");
     CHECK(ts_onnx_save(gr, p, NULL) == TS_OK);
     ts_graph *h = ts_onnx_load(p);
     CHECK(h != NULL);
@@ -690,28 +639,28 @@ static void test_nodes_and_attributes(void)
     pb_msg(&a, 6, &sub);
     pb_int(&a, 20, 5);
     CHECK(!load_opts("if.onnx", (mopts){ .op = "If", .node_name = "branch", .attr = &a }) &&
-          error_has("node 'branch' (If)") && error_has("then_branch") && error_has("not supported"));
+          check_error_has("node 'branch' (If)") && check_error_has("then_branch") && check_error_has("not supported"));
     /* a node writing an initializer, a node output written twice */
     pb dup = { 0 };
     pb_str(&dup, 1, "x");
     pb_str(&dup, 2, "w");
     pb_str(&dup, 3, "clobber");
     pb_str(&dup, 4, "Relu");
-    CHECK(!load_opts("write_init.onnx", (mopts){ .extra_node = &dup }) && error_has("node 'clobber' (Relu)") &&
-          error_has("initializer"));
+    CHECK(!load_opts("write_init.onnx", (mopts){ .extra_node = &dup }) && check_error_has("node 'clobber' (Relu)") &&
+          check_error_has("initializer"));
     dup = (pb){ 0 };
     pb_str(&dup, 1, "x");
     pb_str(&dup, 2, "y");
     pb_str(&dup, 3, "first");
     pb_str(&dup, 4, "Relu");
-    CHECK(!load_opts("write_twice.onnx", (mopts){ .extra_node = &dup }) && error_has("'y'") && error_has("first"));
+    CHECK(!load_opts("write_twice.onnx", (mopts){ .extra_node = &dup }) && check_error_has("'y'") && check_error_has("first"));
     /* a node reading a value nothing defines fails the sort */
     dup = (pb){ 0 };
     pb_str(&dup, 1, "nowhere");
     pb_str(&dup, 2, "z");
     pb_str(&dup, 3, "orphan");
     pb_str(&dup, 4, "Relu");
-    CHECK(!load_opts("orphan.onnx", (mopts){ .extra_node = &dup }) && error_has("nowhere"));
+    CHECK(!load_opts("orphan.onnx", (mopts){ .extra_node = &dup }) && check_error_has("nowhere"));
 }
 
 static void test_more_refusals(void)
@@ -720,7 +669,7 @@ static void test_more_refusals(void)
     ts_graph *g = load_opts("fooop.onnx", (mopts){ .op = "FooOp" });
     CHECK(g != NULL);
     ts_exec *e = g ? ts_exec_new(g, NULL) : NULL;
-    CHECK(g && !e && error_has("node 'mm' (FooOp)") && error_has("supported ops: ") && error_has("MatMul"));
+    CHECK(g && !e && check_error_has("node 'mm' (FooOp)") && check_error_has("supported ops: ") && check_error_has("MatMul"));
     ts_exec_free(e);
     ts_graph_free(g);
     /* a call of a model-local function */
@@ -728,7 +677,7 @@ static void test_more_refusals(void)
     pb fn = { 0 };
     pb_str(&fn, 1, "MyFn");
     pb_msg(&m, 25, &fn);
-    CHECK(!load_model("function.onnx", &m) && error_has("node 'mm' (MyFn) calls the model-local function MyFn"));
+    CHECK(!load_model("function.onnx", &m) && check_error_has("node 'mm' (MyFn) calls the model-local function MyFn"));
     /* graph inputs: negative dim, rank 9, a sequence type, a STRING tensor */
     struct { int64_t dims[9]; int ndim; int elem; const char *want; } bad[] = {
         { { 2, -5 }, 2, 1, "graph input 'v': dim 1 is negative (-5)" },
@@ -740,7 +689,7 @@ static void test_more_refusals(void)
         pb gx = { 0 }, v = vi("v", bad[i].elem, bad[i].ndim, bad[i].dims, NULL);
         pb_msg(&gx, 11, &v);
         pb_msg(&m, 7, &gx);
-        CHECK(!load_model("bad_input.onnx", &m) && error_has(bad[i].want));
+        CHECK(!load_model("bad_input.onnx", &m) && check_error_has(bad[i].want));
     }
     m = model(&(mopts){ 0 });
     pb gx = { 0 }, v = { 0 }, ty = { 0 }, seq = { 0 };
@@ -749,24 +698,24 @@ static void test_more_refusals(void)
     pb_msg(&v, 2, &ty);
     pb_msg(&gx, 11, &v);
     pb_msg(&m, 7, &gx);
-    CHECK(!load_model("seq_input.onnx", &m) && error_has("graph input 'v' is a sequence"));
+    CHECK(!load_model("seq_input.onnx", &m) && check_error_has("graph input 'v' is a sequence"));
     /* a sparse initializer */
     m = model(&(mopts){ 0 });
     gx = (pb){ 0 };
     pb_bytes(&gx, 15, "", 0);
     pb_msg(&m, 7, &gx);
-    CHECK(!load_model("sparse.onnx", &m) && error_has("sparse"));
+    CHECK(!load_model("sparse.onnx", &m) && check_error_has("sparse"));
     /* no graph, no ir_version, a wrong wire type */
     pb only = { 0 };
     pb_int(&only, 1, 8);
-    CHECK(!load_model("nograph.onnx", &only) && error_has("no graph"));
+    CHECK(!load_model("nograph.onnx", &only) && check_error_has("no graph"));
     only = (pb){ 0 };
     pb_str(&only, 2, "producer");
-    CHECK(!load_model("noir.onnx", &only) && error_has("no ir_version"));
+    CHECK(!load_model("noir.onnx", &only) && check_error_has("no ir_version"));
     only = (pb){ 0 };
     pb_int(&only, 1, 8);
     pb_int(&only, 7, 3);   /* graph as a varint */
-    CHECK(!load_model("wiretype.onnx", &only) && error_has("field 7 (graph) has wire type 0, expected 2"));
+    CHECK(!load_model("wiretype.onnx", &only) && check_error_has("field 7 (graph) has wire type 0, expected 2"));
 }
 
 /* raw_data from 16 KiB on becomes the tensor's storage without a copy,
@@ -800,7 +749,7 @@ static void test_external_data(void)
     enum { BIG = 16384 };
     float *big = malloc(BIG * sizeof(float));
     for (int i = 0; i < BIG; i++) big[i] = (float)i * 0.5f;
-    const char *dp = tmp_path("weights.bin");
+    const char *dp = check_tmp_path("weights.bin");
     FILE *f = fopen(dp, "wb");
     static const char pad[4096];
     fwrite(pad, 1, 3, f);
@@ -845,7 +794,7 @@ static void test_external_data(void)
         pb_kv(&t, 13, "length", bad[i].len);
         pb_int(&t, 14, 1);
         ts_graph *g = load_opts("ext_bad.onnx", (mopts){ .init = &t });
-        CHECK(!g && error_has("initializer 'w'") && error_has(bad[i].want));
+        CHECK(!g && check_error_has("initializer 'w'") && check_error_has(bad[i].want));
         ts_graph_free(g);
     }
     /* from a buffer without a folder */
@@ -853,7 +802,7 @@ static void test_external_data(void)
     pb_kv(&t, 13, "location", "weights.bin");
     pb_int(&t, 14, 1);
     pb m = model(&(mopts){ .init = &t });
-    CHECK(!ts_onnx_load_buffer(m.p, m.n, "buf.onnx", NULL) && error_has("buf.onnx") && error_has("base_dir"));
+    CHECK(!ts_onnx_load_buffer(m.p, m.n, "buf.onnx", NULL) && check_error_has("buf.onnx") && check_error_has("base_dir"));
     ts_graph *g = ts_onnx_load_buffer(m.p, m.n, "buf.onnx", tmpdir);
     CHECK(g && ts_tensor_item_at(ts_graph_val(g, ts_graph_find_value(g, "w"))->constant, 0) == 0);
     ts_graph_free(g);
@@ -865,9 +814,9 @@ static void test_save_failures(void)
     ts_graph *g = load_opts("save_src.onnx", (mopts){ 0 });
     CHECK(g != NULL);
     if (!g) return;
-    CHECK(ts_onnx_save(g, "/nonexistent-dir/x.onnx", NULL) != TS_OK && error_has("x.onnx"));
+    CHECK(ts_onnx_save(g, "/nonexistent-dir/x.onnx", NULL) != TS_OK && check_error_has("x.onnx"));
     /* a folder in the way: the rename fails, no temporary file is left */
-    const char *d = tmp_path("adir");
+    const char *d = check_tmp_path("adir");
     mkdir(d, 0777);
     CHECK(ts_onnx_save(g, d, &(ts_onnx_save_options){ .external_data = true, .external_min_bytes = 1 }) != TS_OK);
     int leftovers = 0;
@@ -878,8 +827,8 @@ static void test_save_failures(void)
     if (dir) closedir(dir);
     CHECK(leftovers == 0);
     /* replacing an existing file */
-    const char *p = tmp_path("replace.onnx");
-    write_bytes("replace.onnx", "old", 3);
+    const char *p = check_tmp_path("replace.onnx");
+    check_write_file("replace.onnx", "old", 3);
     CHECK(ts_onnx_save(g, p, NULL) == TS_OK);
     ts_graph *h = ts_onnx_load(p);
     CHECK(h && ts_graph_node_count(h) == 1);
@@ -892,10 +841,10 @@ static void test_save_failures(void)
     ts_graph_add_input(b, x);
     ts_graph_add_node(b, "Relu", "", NULL, &x, 1, &y, 1);
     ts_graph_add_output(b, y);
-    CHECK(ts_onnx_save(b, tmp_path("built.onnx"), NULL) != TS_OK && error_has("'y' has no known dtype"));
+    CHECK(ts_onnx_save(b, check_tmp_path("built.onnx"), NULL) != TS_OK && check_error_has("'y' has no known dtype"));
     ts_graph_set_info(b, y, TS_F32, 2, (ts_dim[]){ ts_dim_sym(b, "B"), ts_dim_of(3) });
-    CHECK(ts_onnx_save(b, tmp_path("built.onnx"), NULL) == TS_OK);
-    h = ts_onnx_load(tmp_path("built.onnx"));
+    CHECK(ts_onnx_save(b, check_tmp_path("built.onnx"), NULL) == TS_OK);
+    h = ts_onnx_load(check_tmp_path("built.onnx"));
     CHECK(h && ts_graph_opset(h, "") == 17);
     if (h) {
         const ts_gvalue *v = ts_graph_val(h, ts_graph_output(h, 0));
@@ -905,49 +854,30 @@ static void test_save_failures(void)
     ts_graph_free(b);
 }
 
-static void test_fuzz_corpus(void)
+typedef struct corpus_count { int loaded; } corpus_count;
+
+static void load_seed(const char *path, const char *name, void *ctx)
 {
-    const char *root = fixture("fuzz/corpus_onnx");
-    DIR *d = opendir(root);
-    CHECK(d != NULL);
-    if (!d) return;
-    int n = 0, loaded = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
-        char path[1400];
-        snprintf(path, sizeof path, "%s/%s", root, e->d_name);
-        ts_clear_error();
-        ts_graph *g = ts_onnx_load(path);
-        CHECK(g || ts_last_error()[0] != '\0');
-        bool broken = strncmp(e->d_name, "bad_", 4) == 0;
-        if (broken == (g != NULL)) fprintf(stderr, "  %s: %s\n", e->d_name, g ? "loaded" : ts_last_error());
-        CHECK(broken ? g == NULL : g != NULL);
-        loaded += g != NULL;
-        ts_graph_free(g);
-        n++;
-    }
-    closedir(d);
-    CHECK(n >= 8 && loaded >= 4);
+    ts_clear_error();
+    ts_graph *g = ts_onnx_load(path);
+    CHECK(g || ts_last_error()[0] != '\0');
+    bool broken = strncmp(name, "bad_", 4) == 0;
+    if (broken == (g != NULL)) fprintf(stderr, "  %s: %s\n", name, g ? "loaded" : ts_last_error());
+    CHECK(broken ? g == NULL : g != NULL);
+    ((corpus_count *)ctx)->loaded += g != NULL;
+    ts_graph_free(g);
 }
 
-static void cleanup(const char *dir)
+static void test_fuzz_corpus(void)
 {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        char p[1024];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        if (unlink(p) != 0) { cleanup(p); rmdir(p); }
-    }
-    closedir(d);
+    corpus_count c = { 0 };
+    int n = check_each_file("fuzz/corpus_onnx", load_seed, &c);
+    CHECK(n >= 8 && c.loaded >= 4);
 }
 
 int main(void)
 {
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
+    if (!(tmpdir = check_tmpdir("onnx"))) return 1;
     RUN(test_structure);
     RUN(test_run_small);
     RUN(test_roundtrip_small);
@@ -961,7 +891,5 @@ int main(void)
     RUN(test_external_data);
     RUN(test_save_failures);
     RUN(test_fuzz_corpus);
-    cleanup(tmpdir);
-    rmdir(tmpdir);
     return check_finish("onnx");
 }

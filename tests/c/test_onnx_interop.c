@@ -20,19 +20,6 @@ static const char *dir;
 static const char *model;   /* the subfolder being tested */
 static double tol = 1e-4;
 
-static double max_abs_diff(const ts_tensor *a, const ts_tensor *b)
-{
-    if (!a || !b || a->ndim != b->ndim) return INFINITY;
-    for (int i = 0; i < a->ndim; i++)
-        if (a->shape[i] != b->shape[i]) return INFINITY;
-    double m = 0;
-    for (int64_t i = 0; i < ts_tensor_numel(a); i++) {
-        double d = fabs(ts_tensor_item_at(a, i) - ts_tensor_item_at(b, i));
-        if (!(d <= m)) m = d;
-    }
-    return m;
-}
-
 static ts_tensor *run1(const ts_graph *g, ts_tensor *x)
 {
     ts_exec *e = ts_exec_new(g, NULL);
@@ -62,7 +49,7 @@ static void run_model(void)
     ts_tensor *y = NULL;
     if (g && x && want) {
         y = run1(g, x);
-        double d = max_abs_diff(y, want);
+        double d = check_max_abs_diff(y, want);
         printf("  %s: max abs difference vs PyTorch %.3g\n", model, d);
         CHECK(d <= tol);
         /* torsh's own exports: inline and external data, same outputs exactly */
@@ -74,7 +61,7 @@ static void run_model(void)
             if (!h) fprintf(stderr, "  %s: %s\n", model, ts_last_error());
             CHECK(h != NULL);
             ts_tensor *y2 = h ? run1(h, x) : NULL;
-            CHECK(y && y2 && max_abs_diff(y, y2) == 0);
+            CHECK(y && y2 && check_max_abs_diff(y, y2) == 0);
             ts_tensor_release(y2);
             ts_graph_free(h);
         }

@@ -8,7 +8,6 @@
  * (tests/fuzz/corpus_safetensors). */
 #include "check.h"
 
-#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,47 +15,7 @@
 #include <torsh/torsh.h>
 #include <unistd.h>
 
-static char tmpdir[] = "/tmp/torsh_test_st_XXXXXX";
-
-static const char *tmp_path(const char *name)
-{
-    static char buf[4][256];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, 256, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static const char *write_file(const char *name, const void *data, size_t n)
-{
-    const char *p = tmp_path(name);
-    FILE *f = fopen(p, "wb");
-    if (f) {
-        if (n) fwrite(data, 1, n, f);
-        fclose(f);
-    }
-    return p;
-}
-
-static unsigned char *read_file(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)len + 1);
-    *n = fread(b, 1, (size_t)len, f);
-    fclose(f);
-    return b;
-}
-
-static bool error_has(const char *fragment)
-{
-    bool ok = strstr(ts_last_error(), fragment) != NULL;
-    if (!ok) fprintf(stderr, "  error was: %s\n  expected: %s\n", ts_last_error(), fragment);
-    return ok;
-}
+static const char *tmpdir;
 
 /* A file with header text `json` (length field = strlen unless n != ~0) and data. */
 static const char *craft(const char *name, const char *json, uint64_t n, const void *data, size_t data_len)
@@ -67,7 +26,7 @@ static const char *craft(const char *name, const char *json, uint64_t n, const v
     for (int i = 0; i < 8; i++) b[i] = (unsigned char)(len >> (8 * i));
     memcpy(b + 8, json, jl);
     if (data_len) memcpy(b + 8 + jl, data, data_len);
-    const char *p = write_file(name, b, 8 + jl + data_len);
+    const char *p = check_write_file(name, b, 8 + jl + data_len);
     free(b);
     return p;
 }
@@ -87,27 +46,27 @@ static void test_reference_vectors(void)
     };
     ts_tensor *a = ts_arange(0, 6, 1, TS_F32), *v = a ? ts_view(a, (int64_t[]){ 1, 2, 3 }, 3) : NULL;
     const char *name = "attn.0";
-    const char *p = tmp_path("attn.safetensors");
+    const char *p = check_tmp_path("attn.safetensors");
     CHECK(v && ts_safetensors_write(p, &name, &v, 1, NULL, NULL, 0) == TS_OK);
     size_t n = 0;
-    unsigned char *got = read_file(p, &n);
+    unsigned char *got = check_read_file(p, &n);
     CHECK(got && n == sizeof want && memcmp(got, want, n) == 0);
     free(got);
     /* test_serialization_forced_alignement: "attn0", [1,1,2,3]: 7 spaces of padding */
     ts_tensor *v4 = a ? ts_view(a, (int64_t[]){ 1, 1, 2, 3 }, 4) : NULL;
     name = "attn0";
     CHECK(v4 && ts_safetensors_write(p, &name, &v4, 1, NULL, NULL, 0) == TS_OK);
-    got = read_file(p, &n);
+    got = check_read_file(p, &n);
     CHECK(got && n == 8 + 72 + 24 && got[0] == 72 && memcmp(got + 8 + 65, "       ", 7) == 0 && got[8 + 64] == '}');
     free(got);
     /* test_empty: no tensors, with and without {"framework": "pt"} */
     CHECK(ts_safetensors_write(p, NULL, NULL, 0, NULL, NULL, 0) == TS_OK);
-    got = read_file(p, &n);
+    got = check_read_file(p, &n);
     CHECK(got && n == 16 && memcmp(got, "\x08\0\0\0\0\0\0\0{}      ", 16) == 0);
     free(got);
     const char *k = "framework", *val = "pt";
     CHECK(ts_safetensors_write(p, NULL, NULL, 0, &k, &val, 1) == TS_OK);
-    got = read_file(p, &n);
+    got = check_read_file(p, &n);
     CHECK(got && n == 48 && got[0] == 40 && memcmp(got + 8, "{\"__metadata__\":{\"framework\":\"pt\"}}     ", 40) == 0);
     free(got);
     ts_tensor_release(v);
@@ -126,10 +85,10 @@ static void test_write_order(void)
     const char *names[] = { "a_bool", "z_f32", "b_f32", "m_i64", "c_bf16" };
     ts_tensor *ts[] = { b, f, g, l, h };
     const char *mk[] = { "zeta", "alpha\n" }, *mv[] = { "1", "q\"x" };
-    const char *p = tmp_path("order.safetensors");
+    const char *p = check_tmp_path("order.safetensors");
     CHECK(ts_safetensors_write(p, names, ts, 5, mk, mv, 2) == TS_OK);
     size_t n = 0;
-    unsigned char *got = read_file(p, &n);
+    unsigned char *got = check_read_file(p, &n);
     const char *want = "{\"__metadata__\":{\"alpha\\n\":\"q\\\"x\",\"zeta\":\"1\"},"
                        "\"m_i64\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]},"
                        "\"b_f32\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]},"
@@ -194,7 +153,7 @@ static void test_round_trip(void)
     names[n++] = "scalar";
     ts[n] = ts_tensor_zeros((int64_t[]){ 0, 3 }, 2, TS_I16);
     names[n++] = "empty";
-    const char *p = tmp_path("all.safetensors");
+    const char *p = check_tmp_path("all.safetensors");
     CHECK(ts_safetensors_write(p, names, ts, (size_t)n, NULL, NULL, 0) == TS_OK);
     ts_safetensors *f = ts_safetensors_open(p);
     CHECK(f && ts_safetensors_count(f) == (size_t)n);
@@ -230,19 +189,19 @@ static void test_round_trip(void)
 static void test_write_refusals(void)
 {
     ts_tensor *t = ts_tensor_zeros((int64_t[]){ 2 }, 1, TS_F32);
-    const char *p = tmp_path("refused.safetensors");
+    const char *p = check_tmp_path("refused.safetensors");
     const char *dup[] = { "a", "a" };
     ts_tensor *two[] = { t, t };
-    CHECK(ts_safetensors_write(p, dup, two, 2, NULL, NULL, 0) != TS_OK && error_has("duplicate tensor name 'a'"));
+    CHECK(ts_safetensors_write(p, dup, two, 2, NULL, NULL, 0) != TS_OK && check_error_has("duplicate tensor name 'a'"));
     const char *meta = "__metadata__";
-    CHECK(ts_safetensors_write(p, &meta, &t, 1, NULL, NULL, 0) != TS_OK && error_has("__metadata__"));
+    CHECK(ts_safetensors_write(p, &meta, &t, 1, NULL, NULL, 0) != TS_OK && check_error_has("__metadata__"));
     const char *bad = "\xff\xfe";
-    CHECK(ts_safetensors_write(p, &bad, &t, 1, NULL, NULL, 0) != TS_OK && error_has("UTF-8"));
+    CHECK(ts_safetensors_write(p, &bad, &t, 1, NULL, NULL, 0) != TS_OK && check_error_has("UTF-8"));
     const char *mk[] = { "k", "k" }, *mv[] = { "1", "2" }, *ok = "w";
-    CHECK(ts_safetensors_write(p, &ok, &t, 1, mk, mv, 2) != TS_OK && error_has("duplicate metadata key 'k'"));
+    CHECK(ts_safetensors_write(p, &ok, &t, 1, mk, mv, 2) != TS_OK && check_error_has("duplicate metadata key 'k'"));
     CHECK(access(p, F_OK) != 0);                        /* nothing was created */
     /* a save into a missing folder fails and leaves no temp file behind */
-    CHECK(ts_safetensors_write(tmp_path("nodir/x.safetensors"), &ok, &t, 1, NULL, NULL, 0) != TS_OK);
+    CHECK(ts_safetensors_write(check_tmp_path("nodir/x.safetensors"), &ok, &t, 1, NULL, NULL, 0) != TS_OK);
     /* an existing file is replaced whole */
     CHECK(ts_safetensors_write(p, &ok, &t, 1, NULL, NULL, 0) == TS_OK);
     ts_safetensors *f = ts_safetensors_open(p);
@@ -267,14 +226,14 @@ static void expect_refused(const char *path, const char *fragment)
 {
     ts_clear_error();
     ts_safetensors *f = ts_safetensors_open(path);
-    CHECK(f == NULL && error_has(fragment));
+    CHECK(f == NULL && check_error_has(fragment));
     ts_safetensors_close(f);
 }
 
 static void test_refusals(void)
 {
     unsigned char z[64] = { 0 };
-    expect_refused(write_file("short", "\x08\0\0", 3), "truncated: 3 bytes");
+    expect_refused(check_write_file("short", "\x08\0\0", 3), "truncated: 3 bytes");
     expect_refused(craft("lying", "{}", 4096, NULL, 0), "header length says 4096 bytes, only 2 follow");
     expect_refused(craft("huge", "{}", 100000001, NULL, 0), "over the limit of 100000000");
     expect_refused(craft("overlap", "{\"a\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]},"
@@ -318,7 +277,7 @@ static void test_refusals(void)
                    "not a whole number of bytes");
     expect_refused(craft("big", "{\"w\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,18446744073709551616]}}",
                          ANY_LEN, z, 1), "integer too large");
-    expect_refused(tmp_path("does-not-exist"), "cannot open");
+    expect_refused(check_tmp_path("does-not-exist"), "cannot open");
     expect_refused(tmpdir, "not a regular file");
 }
 
@@ -344,7 +303,7 @@ static void test_special_layouts(void)
     CHECK(f && ts_safetensors_count(f) == 2);
     if (f) {
         CHECK(ts_safetensors_entry_at(f, 0)->dtype == TS_DTYPE_COUNT);
-        CHECK(ts_safetensors_tensor(f, 0, 0) == NULL && error_has("tensor 'a' has dtype U16"));
+        CHECK(ts_safetensors_tensor(f, 0, 0) == NULL && check_error_has("tensor 'a' has dtype U16"));
         t = ts_safetensors_tensor(f, 1, 0);
         CHECK(t && ts_tensor_item_at(t, 0) == 2);
         ts_tensor_release(t);
@@ -367,51 +326,39 @@ static void test_special_layouts(void)
 
 /* ---- the seed corpus ------------------------------------------------------------------- */
 
+static void open_seed(const char *path, const char *name, void *ctx)
+{
+    (void)ctx;
+    ts_clear_error();
+    ts_safetensors *f = ts_safetensors_open(path);
+    bool broken = strncmp(name, "bad_", 4) == 0;
+    CHECK(broken ? f == NULL && ts_last_error()[0] : f != NULL);
+    if (!broken && !f) fprintf(stderr, "  %s: %s\n", name, ts_last_error());
+    for (size_t i = 0; f && i < ts_safetensors_count(f); i++) {
+        ts_tensor *t = ts_safetensors_tensor(f, i, 0);
+        CHECK(t || ts_safetensors_entry_at(f, i)->dtype == TS_DTYPE_COUNT);
+        ts_tensor_release(t);
+    }
+    if (f && strcmp(name, "all_dtypes.safetensors") == 0) {
+        CHECK(ts_safetensors_count(f) == 10 && strcmp(ts_safetensors_meta_get(f, "format"), "pt") == 0);
+        long k = ts_safetensors_find(f, "bf16");
+        ts_tensor *t = k >= 0 ? ts_safetensors_tensor(f, (size_t)k, 0) : NULL;
+        CHECK(t && t->dtype == TS_BF16 && ts_tensor_item_at(t, 5) == 2.5);
+        ts_tensor_release(t);
+    }
+    ts_safetensors_close(f);
+}
+
 static void test_corpus(void)
 {
-    char root[512];
-    snprintf(root, sizeof root, "%s", __FILE__);
-    char *slash = strrchr(root, '/');
-    if (!slash) return;
-    snprintf(slash, sizeof root - (size_t)(slash - root), "/../fuzz/corpus_safetensors");
-    DIR *d = opendir(root);
-    CHECK(d != NULL);
-    if (!d) return;
-    int n = 0;
     int64_t before = ts_mem_get_stats(TS_CPU).live_bytes;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", root, e->d_name);
-        ts_clear_error();
-        ts_safetensors *f = ts_safetensors_open(path);
-        bool broken = strncmp(e->d_name, "bad_", 4) == 0;
-        CHECK(broken ? f == NULL && ts_last_error()[0] : f != NULL);
-        if (!broken && !f) fprintf(stderr, "  %s: %s\n", e->d_name, ts_last_error());
-        for (size_t i = 0; f && i < ts_safetensors_count(f); i++) {
-            ts_tensor *t = ts_safetensors_tensor(f, i, 0);
-            CHECK(t || ts_safetensors_entry_at(f, i)->dtype == TS_DTYPE_COUNT);
-            ts_tensor_release(t);
-        }
-        if (f && strcmp(e->d_name, "all_dtypes.safetensors") == 0) {
-            CHECK(ts_safetensors_count(f) == 10 && strcmp(ts_safetensors_meta_get(f, "format"), "pt") == 0);
-            long k = ts_safetensors_find(f, "bf16");
-            ts_tensor *t = k >= 0 ? ts_safetensors_tensor(f, (size_t)k, 0) : NULL;
-            CHECK(t && t->dtype == TS_BF16 && ts_tensor_item_at(t, 5) == 2.5);
-            ts_tensor_release(t);
-        }
-        ts_safetensors_close(f);
-        n++;
-    }
-    closedir(d);
-    CHECK(n >= 15);
+    CHECK(check_each_file("fuzz/corpus_safetensors", open_seed, NULL) >= 15);
     CHECK(ts_mem_get_stats(TS_CPU).live_bytes == before);
 }
 
 int main(void)
 {
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
+    if (!(tmpdir = check_tmpdir("st"))) return 1;
     RUN(test_reference_vectors);
     RUN(test_write_order);
     RUN(test_round_trip);
@@ -419,8 +366,5 @@ int main(void)
     RUN(test_refusals);
     RUN(test_special_layouts);
     RUN(test_corpus);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
     return check_finish("safetensors");
 }

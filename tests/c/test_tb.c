@@ -22,17 +22,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static char tmpdir[] = "/tmp/torsh_test_tb_XXXXXX";
-
-static const char *tmp_path(const char *name)
-{
-    static char buf[4][512];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
-
 static long file_size(const char *path)
 {
     struct stat sb;
@@ -235,7 +224,7 @@ static int count_records(const char *path)
 static void test_writer_buffering(void)
 {
     ts_tb_options o = {.flush_secs = 0.3, .max_queue = 3, .filename_suffix = ".sfx"};
-    ts_tb_writer *w = ts_tb_writer_open(tmp_path("runs/a/b"), &o);
+    ts_tb_writer *w = ts_tb_writer_open(check_tmp_path("runs/a/b"), &o);
     CHECK(w != NULL);
     if (!w) return;
     const char *path = ts_tb_writer_file(w);
@@ -268,7 +257,7 @@ static void test_writer_buffering(void)
     ts_tb_writer_free(w);
 
     /* two writers on one dir never share a file */
-    ts_tb_writer *w1 = ts_tb_writer_open(tmp_path("runs/same"), NULL), *w2 = ts_tb_writer_open(tmp_path("runs/same"), NULL);
+    ts_tb_writer *w1 = ts_tb_writer_open(check_tmp_path("runs/same"), NULL), *w2 = ts_tb_writer_open(check_tmp_path("runs/same"), NULL);
     CHECK(w1 && w2 && strcmp(ts_tb_writer_file(w1), ts_tb_writer_file(w2)) != 0);
     ts_tb_writer_free(w1);
     ts_tb_writer_free(w2);
@@ -277,17 +266,17 @@ static void test_writer_buffering(void)
 static void test_writer_errors(void)
 {
     /* a log dir below a regular file cannot be created (even as root) */
-    FILE *f = fopen(tmp_path("plain"), "w");
+    FILE *f = fopen(check_tmp_path("plain"), "w");
     if (f) fclose(f);
-    ts_tb_writer *w = ts_tb_writer_open(tmp_path("plain/logs"), NULL);
+    ts_tb_writer *w = ts_tb_writer_open(check_tmp_path("plain/logs"), NULL);
     CHECK(w == NULL && ts_last_status() == TS_ERR_IO);
     CHECK(strstr(ts_last_error(), "cannot create log dir") && strstr(ts_last_error(), "plain"));
-    CHECK(ts_tb_writer_open(tmp_path("plain"), NULL) == NULL && strstr(ts_last_error(), "not a directory"));
+    CHECK(ts_tb_writer_open(check_tmp_path("plain"), NULL) == NULL && strstr(ts_last_error(), "not a directory"));
     CHECK(ts_tb_writer_open("", NULL) == NULL);
     ts_tb_options bad = {.filename_suffix = "/x"};
-    CHECK(ts_tb_writer_open(tmp_path("runs/c"), &bad) == NULL);
+    CHECK(ts_tb_writer_open(check_tmp_path("runs/c"), &bad) == NULL);
 
-    w = ts_tb_writer_open(tmp_path("runs/args"), NULL);
+    w = ts_tb_writer_open(check_tmp_path("runs/args"), NULL);
     CHECK(w != NULL);
     if (!w) return;
     ts_tensor *img = ts_tensor_zeros((int64_t[]){2, 4, 4}, 3, TS_F32);
@@ -313,7 +302,7 @@ static void test_writer_errors(void)
  * the records written before stay intact. Runs in a child (setrlimit). */
 static void test_writer_full_disk(void)
 {
-    const char *dir = tmp_path("runs/full");
+    const char *dir = check_tmp_path("runs/full");
     pid_t pid = fork();
     if (pid == 0) {
         signal(SIGXFSZ, SIG_IGN);
@@ -340,19 +329,9 @@ static void test_writer_full_disk(void)
     CHECK(system(cmd) == 0);
 }
 
-static void remove_tmpdir(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-}
-
 int main(void)
 {
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!check_tmpdir("tb")) return 1;
     RUN(test_crc32c);
     RUN(test_framing);
     RUN(test_png);
@@ -362,6 +341,5 @@ int main(void)
     RUN(test_writer_buffering);
     RUN(test_writer_errors);
     RUN(test_writer_full_disk);
-    remove_tmpdir();
     return check_finish("tb");
 }

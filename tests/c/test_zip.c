@@ -17,24 +17,7 @@
 #include "torsh/pt.h"
 #include "torsh/zip.h"
 
-static char tmpdir[] = "/tmp/torsh_test_zip_XXXXXX";
-
-static const char *tmp_path(const char *name)
-{
-    static char p[4][256];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", tmpdir, name);
-    return p[k];
-}
-
-static void write_file(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
-    fwrite(data, 1, n, f);
-    fclose(f);
-}
+static const char *tmpdir;
 
 static int count_files(void)
 {
@@ -50,7 +33,7 @@ static void test_write_read_round_trip(void)
     static unsigned char big[10000];
     for (size_t i = 0; i < sizeof big; i++) big[i] = (unsigned char)(i * 7 + 3);
     for (int z64 = 0; z64 < 2; z64++) {
-        const char *path = tmp_path(z64 ? "z64.zip" : "plain.zip");
+        const char *path = check_tmp_path(z64 ? "z64.zip" : "plain.zip");
         ts_zip_write_opts o = { .align = 64, .zip64_at = z64 ? 100 : 0 };
         ts_zip_writer *w = ts_zip_writer_open(path, &o);
         CHECK(w != NULL);
@@ -98,8 +81,7 @@ static void test_write_read_round_trip(void)
 
 static void test_writer_failures_keep_the_old_file(void)
 {
-    const char *path = tmp_path("keep.zip");
-    write_file(path, "old", 3);
+    const char *path = check_write_file("keep.zip", "old", 3);
     int before = count_files();
     ts_zip_writer *w = ts_zip_writer_open(path, NULL);
     CHECK(w != NULL);
@@ -184,7 +166,6 @@ static void test_deflate(void)
 {
     unsigned char data[3000], zip[8192];
     for (size_t i = 0; i < sizeof data; i++) data[i] = (unsigned char)(i % 17);
-    const char *path = tmp_path("deflate.zip");
     struct { uint32_t usize; const char *error; } cases[] = {
         { sizeof data, NULL },
         { sizeof data - 1, "inflates to more than its recorded 2999 bytes" },
@@ -192,7 +173,8 @@ static void test_deflate(void)
         { 0x7FFFFFFF, "more than deflate can produce" },
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
-        write_file(path, zip, deflated_zip(zip, data, sizeof data, cases[c].usize));
+        size_t len = deflated_zip(zip, data, sizeof data, cases[c].usize);
+        const char *path = check_write_file("deflate.zip", zip, len);
         ts_zip *z = ts_zip_open(path);
         if (!z) {
             CHECK(cases[c].error && strstr(ts_last_error(), cases[c].error));
@@ -255,7 +237,7 @@ static void test_pt_save_load(void)
     ts_tensor *wt = ts_transpose(w2, 0, 1), *i = ts_arange(-5, 5, 1, TS_I64);
     const char *names[] = { "w", "wt", "i", "tied" };
     ts_tensor *ts[] = { w2, wt, i, w2 };
-    const char *path = tmp_path("sd.pt");
+    const char *path = check_tmp_path("sd.pt");
     CHECK(ts_pt_save(path, names, ts, 4, 0) == TS_OK);
     CHECK(ts_pt_sniff(path) && strcmp(ts_pt_sniff(path), "zip") == 0);
     ts_pickle *p = ts_pt_load(path, TS_PT_VERIFY);
@@ -285,7 +267,7 @@ static void test_pt_save_load(void)
 /* Names must be new at every size of the writer's name set (it grows past 64 slots). */
 static void test_writer_refuses_duplicate_names(void)
 {
-    const char *path = tmp_path("many.zip");
+    const char *path = check_tmp_path("many.zip");
     ts_zip_writer *w = ts_zip_writer_open(path, NULL);
     CHECK(w != NULL);
     if (!w) return;
@@ -319,10 +301,7 @@ static void test_writer_refuses_duplicate_names(void)
 
 int main(void)
 {
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!(tmpdir = check_tmpdir("zip"))) return 1;
     RUN(test_write_read_round_trip);
     RUN(test_writer_failures_keep_the_old_file);
     RUN(test_writer_refuses_duplicate_names);
@@ -330,10 +309,5 @@ int main(void)
     RUN(test_deflate);
     RUN(test_pickle_values);
     RUN(test_pt_save_load);
-    DIR *d = opendir(tmpdir);
-    for (struct dirent *e; d && (e = readdir(d));)
-        if (e->d_name[0] != '.') unlink(tmp_path(e->d_name));
-    if (d) closedir(d);
-    rmdir(tmpdir);
     return check_finish("zip");
 }

@@ -2,14 +2,9 @@
  * plain or gzip, must give a tensor or an error message, never a crash, a
  * leak or an allocation larger than the input justifies. See README.md. */
 // fuzz-sources: core/io/idx.c
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
 #include "fuzz_common.h"
 
 #include <torsh/torsh.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -17,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!path) return 0;
     ts_clear_error();
     ts_tensor *t = ts_idx_read(path);
-    if (!t && ts_last_error()[0] == '\0') __builtin_trap();   /* a failure must say why */
+    fuzz_ok(t != NULL);
     ts_tensor_release(t);
     return 0;
 }

@@ -9,43 +9,10 @@
  */
 // fuzz-sources: core/io/pickle.c
 // fuzz-corpus: tests/fuzz/corpus_pickle
-#include "torsh/pickle.h"
+#include "fuzz_common.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static volatile size_t sink;
-
-static void walk(ts_pkval *v, int depth)
-{
-    if (depth > TS_PICKLE_MAX_DEPTH + 16) __builtin_trap();   /* the walk below must stay bounded */
-    sink += v->kind;
-    switch (v->kind) {
-    case TS_PK_STR: case TS_PK_BYTES: case TS_PK_GLOBAL:
-        for (size_t i = 0; i < v->u.str.len; i++) sink += (unsigned char)v->u.str.s[i];
-        if (v->u.str.s[v->u.str.len] != '\0') __builtin_trap();
-        return;
-    case TS_PK_TENSOR:
-        if (v->u.tensor.t) sink += (size_t)ts_tensor_numel(v->u.tensor.t);
-        return;
-    case TS_PK_TUPLE: case TS_PK_LIST: case TS_PK_SET: case TS_PK_FROZENSET:
-        if (v->aux == 7) return;
-        v->aux = 7;
-        for (size_t i = 0; i < v->u.seq.n; i++) walk(v->u.seq.items[i], depth + 1);
-        return;
-    case TS_PK_DICT:
-        if (v->aux == 7) return;
-        v->aux = 7;
-        for (size_t i = 0; i < v->u.dict.n; i++) {
-            walk(v->u.dict.keys[i], depth + 1);
-            walk(v->u.dict.vals[i], depth + 1);
-        }
-        if (v->u.dict.state) walk(v->u.dict.state, depth + 1);
-        return;
-    default:
-        return;
-    }
-}
 
 /* Any pid -> a 16-byte storage; any torch call -> a 2-element f32 tensor over it. */
 static ts_pkval *fake_persistent_load(ts_pickle *p, const ts_pkval *pid, void *ctx)
@@ -76,24 +43,20 @@ static ts_pkval *fake_call(ts_pickle *p, const char *fn, const ts_pkval *args, v
     return v->u.tensor.t ? v : NULL;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     ts_clear_error();
     ts_pickle *p = ts_pickle_load(data, size, NULL, NULL);
-    if (!p && ts_last_error()[0] == '\0') __builtin_trap();    /* a failure must say why */
-    if (p) walk((ts_pkval *)ts_pickle_root(p), 0);
+    if (fuzz_ok(p != NULL)) fuzz_walk((ts_pkval *)ts_pickle_root(p), 0);
     ts_pickle_free(p);
 
     ts_pickle_hooks hooks = { .persistent_load = fake_persistent_load, .call = fake_call };
     size_t used = 0;
     ts_clear_error();
     p = ts_pickle_load(data, size, &hooks, &used);
-    if (!p && ts_last_error()[0] == '\0') __builtin_trap();
-    if (p) {
+    if (fuzz_ok(p != NULL)) {
         if (used == 0 || used > size) __builtin_trap();
-        walk((ts_pkval *)ts_pickle_root(p), 0);
+        fuzz_walk((ts_pkval *)ts_pickle_root(p), 0);
     }
     ts_pickle_free(p);
     return 0;

@@ -8,33 +8,17 @@
  *
  * Build and run (see README.md; the library supplies everything else):
  *     clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Icore/include \
- *         tests/fuzz/fuzz_safetensors.c core/io/safetensors.c build/libtorsh.a \
+ *         tests/fuzz/fuzz_safetensors.c core/io/safetensors.c core/io/io_map.c build/libtorsh.a \
  *         -lz -lcurl -lm -lpthread -ldl -o /tmp/fuzz_safetensors
  *     mkdir -p /tmp/corpus_st && /tmp/fuzz_safetensors -max_total_time=60 -max_len=4096 \
  *         /tmp/corpus_st tests/fuzz/corpus_safetensors
  */
-// fuzz-sources: core/io/safetensors.c
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
+// fuzz-sources: core/io/safetensors.c core/io/io_map.c
 #include "fuzz_common.h"
 
 #include <string.h>
 #include <torsh/safetensors.h>
 #include <torsh/torsh.h>
-
-static volatile unsigned sink;
-
-static void touch_tensor(const ts_tensor *t)
-{
-    const unsigned char *p = ts_tensor_data(t);
-    size_t n = ts_tensor_nbytes(t);
-    unsigned s = 0;
-    for (size_t i = 0; i < n; i++) s += p[i];
-    sink += s;
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -42,25 +26,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!path) return 0;
     ts_clear_error();
     ts_safetensors *f = ts_safetensors_open(path);
-    if (!f) {
-        if (ts_last_error()[0] == '\0') __builtin_trap();
-        return 0;
-    }
+    if (!fuzz_ok(f != NULL)) return 0;
     size_t n = ts_safetensors_count(f);
     for (size_t i = 0; i < n; i++) {
         const ts_safetensors_entry *e = ts_safetensors_entry_at(f, i);
         if (!e || !e->name || ts_safetensors_find(f, e->name) != (long)i) __builtin_trap();
-        sink += (unsigned)strlen(e->name) + (unsigned)strlen(e->dtype_name);
+        fuzz_sink += (unsigned)strlen(e->name) + (unsigned)strlen(e->dtype_name);
         for (unsigned flags = 0; flags <= TS_SAFETENSORS_COPY; flags++) {
             ts_clear_error();
             ts_tensor *t = ts_safetensors_tensor(f, i, flags);
-            if (!t && ts_last_error()[0] == '\0') __builtin_trap();
-            if (t) touch_tensor(t);
+            if (fuzz_ok(t != NULL)) fuzz_touch_tensor(t);
             ts_tensor_release(t);
         }
     }
     for (size_t i = 0; i < ts_safetensors_meta_count(f); i++)
-        sink += (unsigned)strlen(ts_safetensors_meta_key(f, i)) + (unsigned)strlen(ts_safetensors_meta_value(f, i));
+        fuzz_sink += (unsigned)strlen(ts_safetensors_meta_key(f, i)) + (unsigned)strlen(ts_safetensors_meta_value(f, i));
     ts_safetensors_close(f);
     return 0;
 }

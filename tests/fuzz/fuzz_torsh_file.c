@@ -1,5 +1,5 @@
 /* fuzz_torsh_file.c — libFuzzer target for the .torsh reader
- * (core/io/torsh_file.c): each input is written to a scratch file, opened
+ * (core/io/torsh_file.c): each input becomes a memfd file, opened
  * with ts_torsh_open (fixed-header checks, mapping), and every tensor row
  * found in its JSON header (a small scanner for the "dtype", "shape",
  * "offset", "nbytes" and "crc32" fields the writer emits; the real JSON
@@ -7,14 +7,12 @@
  * verification; every byte handed out is read so ASan sees any overrun.
  * Build and run: tests/fuzz/README_torsh.md. Seeds: tests/fuzz/corpus_torsh/.
  */
-// fuzz-sources: core/io/torsh_file.c
+// fuzz-sources: core/io/torsh_file.c core/io/io_map.c
 // fuzz-corpus: tests/fuzz/corpus_torsh
-#include "torsh/torsh.h"
+#include "fuzz_common.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define MAX_ROWS 64
 
@@ -70,17 +68,6 @@ static bool scan_row(const char *json, size_t n, size_t at, ts_torsh_entry *e)
     return true;
 }
 
-static volatile unsigned sink;
-
-static void touch_tensor(const ts_tensor *t)
-{
-    const unsigned char *p = ts_tensor_data(t);
-    size_t n = ts_tensor_nbytes(t);
-    unsigned s = 0;
-    for (size_t i = 0; i < n; i++) s += p[i];
-    sink += s;
-}
-
 static void try_rows(ts_torsh_file *f, const char *json, size_t n)
 {
     size_t at = 0;
@@ -92,32 +79,22 @@ static void try_rows(ts_torsh_file *f, const char *json, size_t n)
         static const unsigned modes[] = { 0, TS_TORSH_VERIFY, TS_TORSH_VERIFY | TS_TORSH_COPY, TS_TORSH_COPY };
         for (size_t m = 0; m < sizeof modes / sizeof *modes; m++) {
             ts_tensor *t = ts_torsh_tensor(f, &e, modes[m]);
-            if (t) touch_tensor(t);
+            if (t) fuzz_touch_tensor(t);
             ts_tensor_release(t);
         }
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static char path[256];
-    static int fd = -1;
-    if (fd < 0) {
-        const char *dir = getenv("TMPDIR");
-        snprintf(path, sizeof path, "%s/fuzz_torsh_XXXXXX", dir && *dir ? dir : "/tmp");
-        fd = mkstemp(path);
-        if (fd < 0) { perror("mkstemp"); abort(); }
-    }
-    if (ftruncate(fd, 0) != 0 || (size && pwrite(fd, data, size, 0) != (ssize_t)size)) { perror("scratch file"); abort(); }
+    const char *path = fuzz_file(data, size);
+    if (!path) return 0;
+    ts_clear_error();
     ts_torsh_file *f = ts_torsh_open(path);
-    if (!f) return 0;
+    if (!fuzz_ok(f != NULL)) return 0;
     size_t n;
     const char *json = ts_torsh_json(f, &n);
-    unsigned s = 0;
-    for (size_t i = 0; i < n; i++) s += (unsigned char)json[i];
-    sink += s;
+    fuzz_touch_bytes(json, n);
     try_rows(f, json, n);
     ts_torsh_close(f);
     return 0;

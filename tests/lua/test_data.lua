@@ -9,9 +9,7 @@ local data = require "torsh.data"
 local TF = data.transforms
 local C = torsh._data
 
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(os.execute("mkdir -p " .. tmp))
+local tmp = T.tmpdir()
 
 local function write(name, bytes)
   local path = tmp .. "/" .. name
@@ -576,5 +574,4 @@ T.case("DataLoader: a Lua dataset with number labels, and argument errors", func
     "unknown kind 'blur'")
 end)
 
-os.execute("rm -rf " .. tmp)
 T.finish()

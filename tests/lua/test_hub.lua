@@ -12,9 +12,7 @@ local util = require "torsh.hub.util"
 local mirrors = require "torsh.hub.mirrors"
 local core = require "torsh.hub.core"
 
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(core.mkdirs(tmp))
+local tmp = T.tmpdir()
 util.set_home(tmp .. "/home")
 
 local function write(path, text)
@@ -334,5 +332,4 @@ T.case("index: a folder becomes a registry", function()
   T.eq(bad, nil); T.ok(err:match("is not a folder"))
 end)
 
-core.remove_tree(tmp)
 T.finish()

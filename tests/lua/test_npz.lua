@@ -9,31 +9,9 @@ local T = require "torsh.test"
 local torsh = require "torsh"
 require "torsh.npz"
 
-local tmpdir = os.tmpname()
-os.remove(tmpdir)
-assert(os.execute("mkdir -p '" .. tmpdir .. "'"))
-local function tmp(name) return tmpdir .. "/" .. name end
-
-local function read_bytes(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_bytes(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local tmpdir, tmp = T.tmpdir()
 
 local crc32 = torsh._io.crc32
-local function same(a, b, msg)
-  T.eq(a:dtype(), b:dtype(), msg)
-  T.eq(table.concat(a:shape(), ","), table.concat(b:shape(), ","), msg)
-  T.eq(crc32(a), crc32(b), msg and msg .. " (bytes)")
-end
-
 -- .npy bytes with a hand-written header (format 1.0 unless v2), padded to 64.
 local function npy(descr, fortran, shape, data, v2)
   local dict = ("{'descr': '%s', 'fortran_order': %s, 'shape': %s, }"):format(descr, fortran and "True" or "False", shape)
@@ -82,7 +60,7 @@ T.case("every NumPy dtype round-trips bit for bit", function()
   for _, mmap in ipairs { false, true } do
     local got, keys = torsh.load_npz(tmp("all.npz"), { mmap = mmap })
     T.eq(#keys, 13)
-    for k, t in pairs(arrays) do same(got[k], t:contiguous(), k) end
+    for k, t in pairs(arrays) do T.same_bytes(got[k], t:contiguous(), k) end
     T.eq(got.scalar:dim(), 0)
   end
   -- a table's keys are written sorted; pairs keep their order
@@ -110,32 +88,32 @@ T.case("mmap: zero-copy read-only views; default: writable copies", function()
   T.ok(v.a:shares_storage(v.b) == false, "each entry is its own view")
   T.raises(function() v.a:add_(1) end, "read-only")
   T.eq(v.a:storage_offset() * 4 % 64, 0)                -- the array data is 64-byte aligned
-  same(v.a, big)
+  T.same_bytes(v.a, big)
   local c = torsh.load_npz(tmp("zc.npz"))
   T.ok(torsh.memory().live - before >= 256 * 1024 * 4)
   c.a:add_(1)
   T.close(c.a, big + 1)
   -- replacing the file leaves the views valid
   torsh.save_npz(tmp("zc.npz"), { a = torsh.zeros(1) })
-  same(v.a, big)
+  T.same_bytes(v.a, big)
 end)
 
 T.case("save_npy writes numpy's header; data.npy_read reads it back", function()
   local x = torsh.arange(0, 6):reshape(2, 3):to("f32")
   torsh.save_npy(tmp("x.npy"), x)
-  local s = read_bytes(tmp("x.npy"))
+  local s = T.read_file(tmp("x.npy"))
   T.eq(#s, 128 + 24)
   T.eq(s:sub(1, 10), "\x93NUMPY\1\0v\0")
   local dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }"
   T.eq(s:sub(11, 10 + #dict), dict)
   T.eq(s:sub(11 + #dict, 127), string.rep(" ", 127 - 10 - #dict))
   T.eq(s:sub(128, 128), "\n")
-  same(torsh.data.npy_read(tmp("x.npy")), x)
+  T.same_bytes(torsh.data.npy_read(tmp("x.npy")), x)
   torsh.save_npy(tmp("s.npy"), torsh.tensor(true))
-  T.ok(read_bytes(tmp("s.npy")):find("'descr': '|b1', 'fortran_order': False, 'shape': (), }", 1, true))
+  T.ok(T.read_file(tmp("s.npy")):find("'descr': '|b1', 'fortran_order': False, 'shape': (), }", 1, true))
   torsh.save_npy(tmp("v.npy"), torsh.arange(0, 5):to("i16"))
-  T.ok(read_bytes(tmp("v.npy")):find("'shape': (5,), }", 1, true))
-  same(torsh.data.npy_read(tmp("v.npy")), torsh.arange(0, 5):to("i16"))
+  T.ok(T.read_file(tmp("v.npy")):find("'shape': (5,), }", 1, true))
+  T.same_bytes(torsh.data.npy_read(tmp("v.npy")), torsh.arange(0, 5):to("i16"))
 end)
 
 T.case("hand-made archives: big-endian, Fortran order, bool bytes, v2.0 headers", function()
@@ -143,7 +121,7 @@ T.case("hand-made archives: big-endian, Fortran order, bool bytes, v2.0 headers"
   local fo = npy("<f8", true, "(2, 3)", string.pack("<dddddd", 1, 4, 2, 5, 3, 6))
   local bo = npy("|b1", false, "(4,)", "\0\1\2\255")
   local v2 = npy("<i2", false, "(2,)", string.pack("<i2<i2", 7, -7), true)
-  write_bytes(tmp("hand.npz"), zip { { "be.npy", be }, { "fo.npy", fo }, { "bo.npy", bo }, { "v2.npy", v2 },
+  T.write_file(tmp("hand.npz"), zip { { "be.npy", be }, { "fo.npy", fo }, { "bo.npy", bo }, { "v2.npy", v2 },
                                      { "raw", npy("|u1", false, "()", "\9") } })
   for _, mmap in ipairs { false, true } do
     local got, keys = torsh.load_npz(tmp("hand.npz"), { mmap = mmap })
@@ -161,42 +139,39 @@ end)
 
 T.case("refused: broken archives, naming the entry and the problem", function()
   T.raises(function() torsh.load_npz(tmp("missing.npz")) end, "cannot open")
-  write_bytes(tmp("notzip.npz"), "hello, this is not a zip file at all")
+  T.write_file(tmp("notzip.npz"), "hello, this is not a zip file at all")
   T.raises(function() torsh.load_npz(tmp("notzip.npz")) end, "torsh.load_npz: zip:")
   local good = zip { { "a.npy", npy("<f4", false, "(2,)", string.pack("<ff", 1, 2)) } }
-  write_bytes(tmp("cut.npz"), good:sub(1, #good - 10))
+  T.write_file(tmp("cut.npz"), good:sub(1, #good - 10))
   T.raises(function() torsh.load_npz(tmp("cut.npz")) end, "torsh.load_npz: zip:")
-  write_bytes(tmp("short.npz"), zip { { "a.npy", npy("<f4", false, "(3,)", string.pack("<ff", 1, 2)) } })
+  T.write_file(tmp("short.npz"), zip { { "a.npy", npy("<f4", false, "(3,)", string.pack("<ff", 1, 2)) } })
   T.raises(function() torsh.load_npz(tmp("short.npz")) end, "a.npy: truncated: shape [3] of <f4 needs 12 bytes of data, there are 8")
-  write_bytes(tmp("long.npz"), zip { { "a.npy", npy("<f4", false, "(1,)", string.pack("<ff", 1, 2)) } })
+  T.write_file(tmp("long.npz"), zip { { "a.npy", npy("<f4", false, "(1,)", string.pack("<ff", 1, 2)) } })
   T.raises(function() torsh.load_npz(tmp("long.npz")) end, "a.npy: size mismatch")
-  write_bytes(tmp("text.npz"), zip { { "notes.txt", "just text" } })
+  T.write_file(tmp("text.npz"), zip { { "notes.txt", "just text" } })
   T.raises(function() torsh.load_npz(tmp("text.npz")) end, "notes.txt: not a .npy array")
-  write_bytes(tmp("dup.npz"), zip { { "a", npy("|u1", false, "()", "\1") }, { "a.npy", npy("|u1", false, "()", "\1") } })
+  T.write_file(tmp("dup.npz"), zip { { "a", npy("|u1", false, "()", "\1") }, { "a.npy", npy("|u1", false, "()", "\1") } })
   T.raises(function() torsh.load_npz(tmp("dup.npz")) end, "two entries share the key 'a'")
-  write_bytes(tmp("obj.npz"), zip { { "o.npy", npy("|O", false, "(1,)", "\128\2") } })
+  T.write_file(tmp("obj.npz"), zip { { "o.npy", npy("|O", false, "(1,)", "\128\2") } })
   T.raises(function() torsh.load_npz(tmp("obj.npz")) end, "o.npy: dtype '|O' is not supported")
-  write_bytes(tmp("crc.npz"), zip({ { "a.npy", npy("|u1", false, "(1,)", "\1") } }, { bad_crc = true }))
+  T.write_file(tmp("crc.npz"), zip({ { "a.npy", npy("|u1", false, "(1,)", "\1") } }, { bad_crc = true }))
   T.raises(function() torsh.load_npz(tmp("crc.npz")) end, "entry 'a.npy' fails its checksum")
   T.eq(torsh.load_npz(tmp("crc.npz"), { verify = false }).a:item(), 1)
-  write_bytes(tmp("hdr.npz"), zip { { "h.npy", "\x93NUMPY\1\0\255\255{'descr'" } })
+  T.write_file(tmp("hdr.npz"), zip { { "h.npy", "\x93NUMPY\1\0\255\255{'descr'" } })
   T.raises(function() torsh.load_npz(tmp("hdr.npz")) end, "h.npy: truncated: the header needs 65535 bytes")
 end)
 
 T.case("save refuses bad input and keeps the old file", function()
   torsh.save_npz(tmp("keep.npz"), { a = torsh.ones(2) })
-  local before = read_bytes(tmp("keep.npz"))
+  local before = T.read_file(tmp("keep.npz"))
   T.raises(function() torsh.save_npz(tmp("keep.npz"), { a = "x" }) end, "'a' is a string, not a tensor")
   T.raises(function() torsh.save_npz(tmp("keep.npz"), { { "a", torsh.ones(1) }, { "a", torsh.ones(1) } }) end,
     "duplicate name 'a'")
   T.raises(function() torsh.save_npz(tmp("keep.npz"), { ["../up"] = torsh.ones(1) }) end, "zip")
   T.raises(function() torsh.save_npz(tmp("keep.npz"), { a = torsh.ones(1), b = torsh.ones(1):to("bf16") }) end, "bf16")
   T.raises(function() torsh.save_npz(tmp("nofolder/x.npz"), { a = torsh.ones(1) }) end, "torsh.save_npz")
-  T.eq(read_bytes(tmp("keep.npz")), before)
-  local p = io.popen("ls -A '" .. tmpdir .. "' | grep -c '\\.tmp\\.' ")
-  T.eq(p:read("n"), 0, "no temp files left behind")
-  p:close()
+  T.eq(T.read_file(tmp("keep.npz")), before)
+  for _, name in ipairs(T.listdir(tmpdir)) do T.ok(not name:find(".tmp.", 1, true), "temp file left behind: " .. name) end
 end)
 
-os.execute("rm -rf '" .. tmpdir .. "'")
 T.finish()

@@ -14,10 +14,7 @@ local P = torsh._pt
 local REF = dofile("tests/fixtures/pt_ref.lua")
 local DIR = "tests/fixtures/pt/"
 
-local tmpdir = os.tmpname()
-os.remove(tmpdir)
-assert(os.execute("mkdir -p '" .. tmpdir .. "'"))
-local function tmp(name) return tmpdir .. "/" .. name end
+local _, tmp = T.tmpdir()
 
 -- ---- comparing a loaded value with its expected tree --------------------------------
 
@@ -245,5 +242,4 @@ T.case("the pickle error names the global and the offset", function()
   T.raises(function() P.unpickle("\x80\x02N.junk") end, "4 bytes follow the STOP opcode")
 end)
 
-os.execute("rm -rf '" .. tmpdir .. "'")
 T.finish()

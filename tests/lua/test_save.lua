@@ -7,31 +7,7 @@ local T = require "torsh.test"
 local torsh = require "torsh"
 local io_mod = require "torsh.io"
 
-local tmpdir = os.tmpname()
-os.remove(tmpdir)
-assert(os.execute("mkdir -p '" .. tmpdir .. "'"))
-local function tmp(name) return tmpdir .. "/" .. name end
-
-local function read_bytes(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_bytes(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-
-local function listdir(dir)
-  local p = io.popen("ls -A '" .. dir .. "'")
-  local names = {}
-  for line in p:lines() do names[#names + 1] = line end
-  p:close()
-  return names
-end
+local tmpdir, tmp = T.tmpdir()
 
 -- Builds a .torsh file by hand: fixed header fields can lie (opts).
 local function craft(path, json, data, opts)
@@ -41,14 +17,7 @@ local function craft(path, json, data, opts)
                                             opts.json_len or #json, opts.data_offset or doff)
   local body = head .. json
   body = body .. string.rep("\0", doff - #body) .. (data or "")
-  write_bytes(path, body)
-end
-
-local crc32 = torsh._io.crc32
-local function same_bytes(a, b, msg)
-  T.eq(a:dtype(), b:dtype(), msg)
-  T.eq(table.concat(a:shape(), ","), table.concat(b:shape(), ","), msg)
-  T.eq(crc32(a), crc32(b), msg and msg .. " (bytes)")
+  T.write_file(path, body)
 end
 
 local DTYPES = { "f32", "f64", "f16", "bf16", "i8", "u8", "i16", "i32", "i64", "bool" }
@@ -71,7 +40,7 @@ T.case("every dtype round-trips bit for bit (mmap and copy)", function()
   for _, mmap in ipairs { true, false } do
     local r = torsh.load(tmp("dtypes.torsh"), { mmap = mmap })
     for _, dt in ipairs(DTYPES) do
-      same_bytes(r[dt], v[dt], dt)
+      T.same_bytes(r[dt], v[dt], dt)
       T.close(r[dt], v[dt], 0, dt)
     end
   end
@@ -83,7 +52,7 @@ T.case("special float values and extreme integers in tensors", function()
   local i = torsh.tensor({ math.maxinteger, math.mininteger, 0, -1 }, "i64")
   torsh.save({ f = f, d = d, i = i }, tmp("special.torsh"))
   local r = torsh.load(tmp("special.torsh"))
-  same_bytes(r.f, f); same_bytes(r.d, d); same_bytes(r.i, i)
+  T.same_bytes(r.f, f); T.same_bytes(r.d, d); T.same_bytes(r.i, i)
   T.eq(r.i:totable()[1], math.maxinteger)
   T.eq(r.i:totable()[2], math.mininteger)
 end)
@@ -97,7 +66,7 @@ T.case("0-dim and empty tensors", function()
     T.eq(r.s:dim(), 0); T.eq(r.s:item(), 3.5)
     T.eq(r.si:item(), 7); T.eq(r.si:dtype(), "i64")
     T.eq(r.e:numel(), 0); T.eq(r.e:dim(), 1)
-    same_bytes(r.e2, v.e2)
+    T.same_bytes(r.e2, v.e2)
     T.close(r.after, { 1, 1, 1, 1, 1 })
   end
 end)
@@ -112,7 +81,7 @@ T.case("non-contiguous tensors are saved contiguous", function()
   for k, t in pairs(v) do
     T.ok(r[k]:is_contiguous(), k)
     T.close(r[k], t, 0, k)
-    same_bytes(r[k], t, k)
+    T.same_bytes(r[k], t, k)
   end
   local h = io_mod.header(tmp("strided.torsh"))
   local total = 0
@@ -235,7 +204,7 @@ T.case("a save that fails leaves the previous file intact and no temp files", fu
   local path = tmp("keep/ckpt.torsh")
   assert(os.execute("mkdir -p '" .. tmp("keep") .. "'"))
   torsh.save({ good = torsh.arange(0, 10), n = 1 }, path)
-  local before = read_bytes(path)
+  local before = T.read_file(path)
   T.raises(function() torsh.save({ f = print, w = torsh.ones(2) }, path) end, "cannot save a function (at value.f)")
   T.raises(function() torsh.save({ a = { b = coroutine.create(print) } }, path) end, "cannot save a thread (at value.a.b)")
   T.raises(function() torsh.save({ io.stdout }, path) end, "cannot save a userdata (at value[1])")
@@ -252,8 +221,8 @@ T.case("a save that fails leaves the previous file intact and no temp files", fu
   local x = deep
   for _ = 1, 300 do x.n = {}; x = x.n end
   T.raises(function() torsh.save(deep, path) end, "nested deeper")
-  T.eq(read_bytes(path), before)
-  T.eq(#listdir(tmp("keep")), 1)
+  T.eq(T.read_file(path), before)
+  T.eq(#T.listdir(tmp("keep")), 1)
   T.eq(torsh.load(path).n, 1)
 end)
 
@@ -280,7 +249,7 @@ end)
 local function good_file(name)
   local path = tmp(name)
   torsh.save({ a = torsh.arange(0, 100):to("f32"), b = torsh.ones(50, "i64") }, path)
-  return path, read_bytes(path)
+  return path, T.read_file(path)
 end
 
 T.case("a flipped data byte fails the checksum, naming the tensor", function()
@@ -290,7 +259,7 @@ T.case("a flipped data byte fails the checksum, naming the tensor", function()
   local bpos
   for _, e in ipairs(h.tensors) do if e.name == "b" then bpos = doff + e.offset + 3 end end
   local flipped = bytes:sub(1, bpos) .. string.char(bytes:byte(bpos + 1) ~ 0x10) .. bytes:sub(bpos + 2)
-  write_bytes(path, flipped)
+  T.write_file(path, flipped)
   T.raises(function() torsh.load(path) end, "tensor 'b' fails its checksum")
   T.raises(function() torsh.load(path, { mmap = false }) end, "tensor 'b' fails its checksum")
   local err = T.raises(function() torsh.load(path) end, path)
@@ -303,12 +272,12 @@ T.case("truncated files are refused", function()
   local path, bytes = good_file("trunc.torsh")
   local doff = string.unpack("<I8", bytes, 25)
   for _, cut in ipairs { 0, 5, 8, 20, 31, 32, 60, doff - 1, doff + 10, #bytes - 1 } do
-    write_bytes(path, bytes:sub(1, cut))
+    T.write_file(path, bytes:sub(1, cut))
     local err = T.raises(function() torsh.load(path) end, path)
     T.ok(err:find("truncated", 1, true) or err:find("not a torsh file", 1, true) or err:find("corrupt", 1, true),
          ("cut at %d: %s"):format(cut, err))
   end
-  write_bytes(path, bytes:sub(1, #bytes - 1))
+  T.write_file(path, bytes:sub(1, #bytes - 1))
   T.raises(function() torsh.load(path) end, "tensor 'b' needs bytes")
   T.raises(function() torsh.load(tmp("missing.torsh")) end, "cannot open")
   T.raises(function() torsh.load(tmpdir) end, "not a regular file")
@@ -317,15 +286,15 @@ end)
 
 T.case("bad magic, future versions and unknown flags are refused", function()
   local path, bytes = good_file("magic.torsh")
-  write_bytes(path, "PK\3\4" .. bytes:sub(5))
+  T.write_file(path, "PK\3\4" .. bytes:sub(5))
   T.raises(function() torsh.load(path) end, "is not a torsh file (bad magic")
-  write_bytes(path, bytes:sub(1, 8) .. string.pack("<I2I2", 2, 3) .. bytes:sub(13))
+  T.write_file(path, bytes:sub(1, 8) .. string.pack("<I2I2", 2, 3) .. bytes:sub(13))
   T.raises(function() torsh.load(path) end, "was written by torsh format 2.3; this torsh reads 1.x")
-  write_bytes(path, bytes:sub(1, 8) .. string.pack("<I2I2", 1, 7) .. bytes:sub(13))   -- newer minor: fine
+  T.write_file(path, bytes:sub(1, 8) .. string.pack("<I2I2", 1, 7) .. bytes:sub(13))   -- newer minor: fine
   T.eq(torsh.load(path).a:numel(), 100)
-  write_bytes(path, bytes:sub(1, 8) .. string.pack("<I2", 0) .. bytes:sub(11))
+  T.write_file(path, bytes:sub(1, 8) .. string.pack("<I2", 0) .. bytes:sub(11))
   T.raises(function() torsh.load(path) end, "unknown torsh format version 0.0")
-  write_bytes(path, bytes:sub(1, 12) .. string.pack("<I4", 4) .. bytes:sub(17))
+  T.write_file(path, bytes:sub(1, 12) .. string.pack("<I4", 4) .. bytes:sub(17))
   T.raises(function() torsh.load(path) end, "format flags 0x4")
 end)
 
@@ -410,12 +379,11 @@ for e in h["tensors"]:
     out[e["name"]] = np.frombuffer(buf, dtype=dt[e["dtype"]]).reshape(e["shape"]).tolist()
 print(json.dumps([out["a"], out["b"], out["c"], out["d"], h["value"]["step"]]))
 ]==]
-  write_bytes(tmp("read.py"), script)
+  T.write_file(tmp("read.py"), script)
   local p = io.popen(py .. " " .. tmp("read.py") .. " " .. tmp("np.torsh") .. " 2>&1")
   local got = p:read("a")
   p:close()
   T.eq(got, "[[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]], [1, -2, 3], [0.5, -1.5], [true, false], 5]\n")
 end)
 
-os.execute("rm -rf '" .. tmpdir .. "'")
 T.finish()

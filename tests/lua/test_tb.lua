@@ -9,30 +9,11 @@ local T = require "torsh.test"
 local torsh = require "torsh"
 local tb = require "torsh.tb"
 
-local tmpdir = os.tmpname()
-os.remove(tmpdir)
-assert(os.execute("mkdir -p '" .. tmpdir .. "'"))
-local function tmp(name) return tmpdir .. "/" .. name end
-
-local function read_bytes(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function listdir(dir)
-  local p = io.popen("ls -A '" .. dir .. "' 2>/dev/null")
-  local names = {}
-  for line in p:lines() do names[#names + 1] = line end
-  p:close()
-  table.sort(names)
-  return names
-end
+local _, tmp = T.tmpdir()
 
 -- records of an event file (framing only)
 local function records(path)
-  local s, pos, out = read_bytes(path), 1, {}
+  local s, pos, out = T.read_file(path), 1, {}
   while pos <= #s do
     local n = string.unpack("<I8", s, pos)
     out[#out + 1] = s:sub(pos + 12, pos + 11 + n)
@@ -84,7 +65,7 @@ end
 T.case("SummaryWriter makes the log dir and one event file named like PyTorch's", function()
   local w <close> = tb.SummaryWriter(tmp("a/b/run1"))
   T.eq(w:get_logdir(), tmp("a/b/run1"))
-  local names = listdir(tmp("a/b/run1"))
+  local names = T.listdir(tmp("a/b/run1"))
   T.eq(#names, 1)
   local host = tb.hostname()
   T.ok(names[1]:find("^events%.out%.tfevents%.%d%d%d%d%d%d%d%d%d%d%." .. host:gsub("%p", "%%%0") .. "%.%d+%.%d+$"),
@@ -130,10 +111,10 @@ end)
 T.case("events are buffered until max_queue, flush, the timer or close", function()
   local w = tb.SummaryWriter(tmp("buf"), { flush_secs = 1000, max_queue = 3 })
   local path = w:event_file()
-  local size0 = #read_bytes(path)
+  local size0 = #T.read_file(path)
   w:add_scalar("x", 1, 1)
   w:add_scalar("x", 2, 2)
-  T.eq(#read_bytes(path), size0, "two events pending")
+  T.eq(#T.read_file(path), size0, "two events pending")
   T.eq(w.file_writer:pending(), 2)
   w:add_scalar("x", 3, 3)
   T.eq(#records(path), 4, "the third fills the queue")
@@ -171,7 +152,7 @@ end)
 T.case("add_scalars writes one run per key", function()
   local w <close> = tb.SummaryWriter(tmp("multi"))
   w:add_scalars("loss/all", { train = 1, test = 2 }, 1)
-  local names = listdir(tmp("multi"))
+  local names = T.listdir(tmp("multi"))
   T.eq(#names, 3)
   T.ok(names[1]:find("^events"))
   T.eq(names[2], "loss_all_test")
@@ -182,7 +163,7 @@ T.case("add_hparams makes a run named by the time unless given one", function()
   local w <close> = tb.SummaryWriter(tmp("hp"))
   w:add_hparams({ lr = 0.1 }, { acc = 0.5 })
   w:add_hparams({ lr = 0.2 }, { acc = 0.6 }, nil, "second")
-  local names = listdir(tmp("hp"))
+  local names = T.listdir(tmp("hp"))
   T.eq(#names, 3)
   T.ok(names[1]:find("^%d+%.%d+$"), names[1])
   T.eq(names[3], "second")
@@ -245,5 +226,4 @@ T.case("add_graph of a graph, a model and a traced module", function()
   T.eq(#gd[1], 7, "nodes: input, 2 weights, Gemm, Relu, the tracer's Identity, output")
 end)
 
-os.execute("rm -rf '" .. tmpdir .. "'")
 T.finish()

@@ -97,7 +97,7 @@ if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   }
   check "info fashion-mnist on Debian's files" t_real
 else
-  echo "skip info fashion-mnist on Debian's files: dataset-fashion-mnist is not installed"
+  skip "info fashion-mnist on Debian's files" "dataset-fashion-mnist is not installed"
 fi
 
 finish dataset

@@ -10,15 +10,9 @@ set -u
 build=$(cd "${1:-build}" && pwd)
 . "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/../.."
-skip() {
-  echo "skip: $1"
-  echo "0 passed, 0 failed, 1 skipped"
-  [ -n "${TORSH_TEST_RESULTS:-}" ] && echo "0 0 1" > "$TORSH_TEST_RESULTS/sh_fuzz_replay"
-  exit 0
-}
-command -v clang >/dev/null || skip "clang is not installed"
-sanitized "$build" && skip "a sanitized build's libtorsh.a cannot be linked into libFuzzer targets; use a release build"
-[ -f "$build/libtorsh.a" ] || skip "$build/libtorsh.a is not built"
+command -v clang >/dev/null || skip_all fuzz_replay "clang is not installed"
+sanitized "$build" && skip_all fuzz_replay "a sanitized build's libtorsh.a cannot be linked into libFuzzer targets; use a release build"
+[ -f "$build/libtorsh.a" ] || skip_all fuzz_replay "$build/libtorsh.a is not built"
 
 for src in tests/fuzz/fuzz_*.c; do
   name=$(basename "$src" .c)

@@ -41,9 +41,7 @@ if [ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
   check "validate: a changed model differs (tolerance exceeded, exit 1)" bash -c "'$torsh' model validate '$tmp/b.pt' --arch fashion_cnn --reference '$tmp/a.pt' --limit 100 --tolerance 1e-5 >/dev/null 2>&1; test \$? -eq 1"
 fi
 
-if ! [ -x "$py" ] || ! "$py" -c 'import torch, torchvision' 2>/dev/null; then
-  echo "skip: /usr/bin/python3 with torch/torchvision is not available (PyTorch cases)"; finish model_cli; exit 0
-fi
+py_has torch torchvision || skip_all model_cli "/usr/bin/python3 with torch/torchvision is not available (PyTorch cases)"
 
 # ---- ResNet-18 from PyTorch's ONNX exporter ---------------------------------------------
 cat > "$tmp/export.py" <<'EOF'

@@ -14,12 +14,8 @@ build=$(cd "${1:-build}" && pwd)
 . "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/../.."
 py=/usr/bin/python3
-if ! [ -x "$py" ] || ! "$py" -c 'import torch, torchvision, onnx' 2>/dev/null; then
-  echo "skip: /usr/bin/python3 with torch, torchvision and onnx is not available"
-  echo "0 passed, 0 failed, 1 skipped"
-  [ -n "${TORSH_TEST_RESULTS:-}" ] && echo "0 0 1" > "$TORSH_TEST_RESULTS/sh_onnx_interop"
-  exit 0
-fi
+py_has torch torchvision onnx ||
+  skip_all onnx_interop "/usr/bin/python3 with torch, torchvision and onnx is not available"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 t_generate() { "$py" tests/fixtures/gen_onnx.py "$tmp/models" all >/dev/null && [ -f "$tmp/models/transformer_op17/model.onnx" ]; }

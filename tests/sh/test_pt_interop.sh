@@ -15,12 +15,7 @@ build=$(cd "${1:-build}" && pwd)
 cd "$(dirname "$0")/../.."
 torsh="$build/torsh"
 py=/usr/bin/python3
-if ! [ -x "$py" ] || ! "$py" -c 'import torch, torchvision' 2>/dev/null; then
-  echo "skip: /usr/bin/python3 with torch and torchvision is not available"
-  echo "0 passed, 0 failed, 1 skipped"
-  [ -n "${TORSH_TEST_RESULTS:-}" ] && echo "0 0 1" > "$TORSH_TEST_RESULTS/sh_pt_interop"
-  exit 0
-fi
+py_has torch torchvision || skip_all pt_interop "/usr/bin/python3 with torch and torchvision is not available"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 cat > "$tmp/make.py" <<'EOF'

@@ -12,9 +12,7 @@ build=$(cd "${1:-build}" && pwd)
 cd "$(dirname "$0")/../.."
 torsh="$build/torsh"
 py=/usr/bin/python3
-if ! [ -x "$py" ] || ! "$py" -c 'import torch' 2>/dev/null; then
-  echo "skip: /usr/bin/python3 with torch is not available"; finish pt_save; exit 0
-fi
+py_has torch || skip_all pt_save "/usr/bin/python3 with torch is not available"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 # torsh side: saves the .pt files and a reference line per tensor:

@@ -18,9 +18,7 @@ cd "$(dirname "$0")/../.."
 root=$(pwd)
 torsh="$build/torsh"
 py=/usr/bin/python3
-if ! [ -x "$py" ] || ! "$py" -c 'import numpy' 2>/dev/null; then
-  echo "skip: /usr/bin/python3 with numpy is not available"; finish safetensors_interop; exit 0
-fi
+py_has numpy || skip_all safetensors_interop "/usr/bin/python3 with numpy is not available"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 # ---- NumPy -> torsh (.npz) ----------------------------------------------------------

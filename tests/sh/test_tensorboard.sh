@@ -16,14 +16,8 @@ build=$(cd "${1:-build}" && pwd)
 cd "$(dirname "$0")/../.."
 torsh="$build/torsh"
 py=/usr/bin/python3
-skipped=0
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-if ! "$py" -c 'import numpy' 2>/dev/null; then
-  echo "skip: /usr/bin/python3 with numpy is not available"
-  echo "0 passed, 0 failed, 1 skipped"
-  [ -n "${TORSH_TEST_RESULTS:-}" ] && echo "0 0 1" > "$TORSH_TEST_RESULTS/sh_tensorboard"
-  exit 0
-fi
+py_has numpy || skip_all tensorboard "/usr/bin/python3 with numpy is not available"
 logs="$tmp/logs"
 
 t_write() {
@@ -95,7 +89,7 @@ check "a full disk is an error message, the file stays readable" t_full_disk
 "$py" tests/fixtures/tb_check.py "$logs" tensorboard > "$tmp/tbpkg.out" 2>&1
 case $? in
   0) passed=$((passed + 1)); echo "ok tensorboard's EventAccumulator loads the logs" ;;
-  77) skipped=$((skipped + 1)); echo "skip tensorboard's EventAccumulator: $(cat "$tmp/tbpkg.out")" ;;
+  77) skip "tensorboard's EventAccumulator" "$(cat "$tmp/tbpkg.out")" ;;
   *) failed=$((failed + 1)); echo "not ok tensorboard's EventAccumulator loads the logs"; sed 's/^/  /' "$tmp/tbpkg.out" ;;
 esac
 
@@ -123,9 +117,7 @@ EOF
   }
   check "torsh train ... --tensorboard DIR logs loss, lr and epoch metrics" t_train
 else
-  skipped=$((skipped + 1)); echo "skip --tensorboard training run: $data is missing"
+  skip "--tensorboard training run" "$data is missing"
 fi
 
-echo "$passed passed, $failed failed, $skipped skipped"
-[ -n "${TORSH_TEST_RESULTS:-}" ] && echo "$passed $failed $skipped" > "$TORSH_TEST_RESULTS/sh_tensorboard"
-[ "$failed" -eq 0 ]
+finish tensorboard

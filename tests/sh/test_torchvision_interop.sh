@@ -7,12 +7,7 @@ set -u
 build=$(cd "${1:-build}" && pwd)
 . "$(dirname "$0")/lib.sh"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-if ! /usr/bin/python3 -c 'import torchvision' 2>/dev/null; then
-  echo "skip: python3-torchvision is not installed"
-  echo "0 passed, 0 failed, 1 skipped"
-  [ -n "${TORSH_TEST_RESULTS:-}" ] && echo "0 0 1" > "$TORSH_TEST_RESULTS/sh_torchvision"
-  exit 0
-fi
+py_has torchvision || skip_all torchvision "python3-torchvision is not installed"
 
 compare() {   # MODEL
   /usr/bin/python3 tests/fixtures/make_torchvision_npy.py "$tmp/$1" "$1" || return 1

@@ -16,12 +16,7 @@ build=$(cd "${1:-build}" && pwd)
 torsh="$build/torsh"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 data=/usr/share/datasets/fashion-mnist
-if ! ls "$data"/*train-images* >/dev/null 2>&1; then
-  echo "skip: $data is missing (install dataset-fashion-mnist)"
-  echo "0 passed, 0 failed, 1 skipped"
-  [ -n "${TORSH_TEST_RESULTS:-}" ] && echo "0 0 1" > "$TORSH_TEST_RESULTS/sh_train"
-  exit 0
-fi
+ls "$data"/*train-images* >/dev/null 2>&1 || skip_all train "$data is missing (install dataset-fashion-mnist)"
 common=(--limit 1536 --batch 64 --threads 2 --seed 7)
 recipe=recipes/fashion_mnist.lua
 

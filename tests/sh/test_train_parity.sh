@@ -8,11 +8,7 @@ set -u
 build=$(cd "${1:-build}" && pwd)
 . "$(dirname "$0")/lib.sh"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
-  echo "skip: python3-torch is not installed"; echo "0 passed, 0 failed, 1 skipped"
-  [ -n "${TORSH_TEST_RESULTS:-}" ] && echo "0 0 1" > "$TORSH_TEST_RESULTS/sh_train_parity"
-  exit 0
-fi
+py_has torch || skip_all train_parity "python3-torch is not installed"
 t_parity() {
   /usr/bin/python3 tests/fixtures/make_train_parity.py "$tmp" || return 1
   "$build/torsh" -e "

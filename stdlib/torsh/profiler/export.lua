@@ -119,7 +119,7 @@ function M.speedscope(p)
       close_until(e.t0)
       local ids = {}
       for _, f in ipairs(e.frames or {}) do ids[#ids + 1] = frame(f, "lua") end
-      ids[#ids + 1] = frame(A.label(e), e.kind)
+      ids[#ids + 1] = frame(A.fold_label(e), e.kind)
       for _, id in ipairs(ids) do evs[#evs + 1] = string.format('{"type":"O","at":%d,"frame":%d}', e.t0, id) end
       open[#open + 1] = { e = e, ids = ids }
     end

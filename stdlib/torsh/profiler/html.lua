@@ -182,8 +182,11 @@ part("timeline",function(){
  D.events.forEach(function(e){lanes[e[0]].rows[e[5]].push(e);});
  lanes.forEach(function(L){L.rows.forEach(function(r){r.sort(function(a,b){return a[1]-b[1];});});});
  var H=Math.max(y+4,80),c=setupCanvas(cv,H),ctx=c.ctx,W=c.w;
- var end=Math.max(D.wall_ns,1);D.events.forEach(function(e){if(e[1]+e[2]>end)end=e[1]+e[2];});
- var v0=0,v1=end;
+ /* the initial view spans the recorded events (a schedule may keep only a few late steps) */
+ var start=Infinity,end=0;D.events.forEach(function(e){if(e[1]<start)start=e[1];if(e[1]+e[2]>end)end=e[1]+e[2];});
+ if(!D.events.length){start=0;end=Math.max(D.wall_ns,1);}
+ var pad=Math.max((end-start)*0.01,500);start=Math.max(0,start-pad);end=end+pad;
+ var v0=start,v1=end;
  function X(t){return(t-v0)/(v1-v0)*W;}
  function draw(){ctx.clearRect(0,0,W,H);ctx.font="11px sans-serif";ctx.textBaseline="middle";
   var span=v1-v0,step=Math.pow(10,Math.floor(Math.log10(span/8)));if(span/step>16)step*=5;else if(span/step>8)step*=2;
@@ -205,7 +208,7 @@ part("timeline",function(){
   var t=v0+mx/W*(v1-v0),f=ev.deltaY>0?1.25:0.8;v0=t-(t-v0)*f;v1=t+(v1-t)*f;if(v1-v0<1000){var m=(v0+v1)/2;v0=m-500;v1=m+500;}draw();},{passive:false});
  cv.addEventListener("mousedown",function(ev){drag={x:ev.clientX,v0:v0,v1:v1};});
  window.addEventListener("mouseup",function(){drag=null;});
- cv.addEventListener("dblclick",function(){v0=0;v1=end;draw();});
+ cv.addEventListener("dblclick",function(){v0=start;v1=end;draw();});
  cv.addEventListener("mousemove",function(ev){var rect=cv.getBoundingClientRect(),mx=ev.clientX-rect.left,my=ev.clientY-rect.top;
   if(drag){var dt=(ev.clientX-drag.x)/W*(drag.v1-drag.v0);v0=drag.v0-dt;v1=drag.v1-dt;draw();hideTip();return;}
   var e=hit(mx,my);if(!e){hideTip();return;}
