@@ -91,4 +91,37 @@ check "convert resnet18.onnx -> .torsh, same outputs" bash -c "'$torsh' model co
 check "run --bench reports a latency" bash -c "'$torsh' model run '$tmp/r.torsh' --batch 1 --bench --runs 3 --format json | grep -q median_ms"
 check "export back to ONNX passes onnx.checker" bash -c "'$torsh' model convert '$tmp/r.torsh' '$tmp/r2.onnx' && '$py' -c 'import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]))' '$tmp/r2.onnx' && '$torsh' model run '$tmp/r2.onnx' --input '$tmp/x.npy' --output '$tmp/out3.npy' && '$py' '$tmp/compare.py' '$tmp/out3.npy' '$tmp/y.npy'"
 
+# ---- .pt state dicts through zoo architectures (and a Lua file) ---------------------------
+cat > "$tmp/export_pt.py" <<'EOF2'
+import sys, warnings, numpy as np, torch, torchvision
+warnings.filterwarnings("ignore")
+d = sys.argv[1]
+torch.manual_seed(0)
+m = torchvision.models.mobilenet_v2().eval()
+for mod in m.modules():          # non-trivial BN statistics
+    if isinstance(mod, torch.nn.BatchNorm2d):
+        mod.running_mean.uniform_(-0.5, 0.5); mod.running_var.uniform_(0.5, 1.5)
+x = torch.randn(2, 3, 96, 96)
+with torch.no_grad():
+    np.save(d + "/mnv2_y.npy", m(x).numpy())
+np.save(d + "/mnv2_x.npy", x.numpy())
+torch.save(m.state_dict(), d + "/mnv2.pt")
+enc = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True), 2).eval()
+xs = torch.randn(3, 7, 32)
+with torch.no_grad():
+    np.save(d + "/enc_y.npy", enc(xs).numpy())
+np.save(d + "/enc_x.npy", xs.numpy())
+torch.save(enc.state_dict(), d + "/enc.pt")
+EOF2
+cat > "$tmp/encoder.lua" <<'EOF2'
+-- the architecture of enc.pt: torch.nn.TransformerEncoder(TransformerEncoderLayer(32, 4, 64), 2)
+local nn = torsh.nn
+return nn.TransformerEncoder(function()
+  return nn.TransformerEncoderLayer(32, 4, { dim_feedforward = 64, dropout = 0, batch_first = true })
+end, 2)
+EOF2
+check "PyTorch saves MobileNetV2 and TransformerEncoder state dicts" "$py" "$tmp/export_pt.py" "$tmp"
+check "mobilenet_v2 .pt through the zoo: outputs within 1e-4" bash -c "'$torsh' model run '$tmp/mnv2.pt' --arch mobilenet_v2 --shape 1,3,96,96 --input '$tmp/mnv2_x.npy' --output '$tmp/mnv2_out.npy' && '$py' '$tmp/compare.py' '$tmp/mnv2_out.npy' '$tmp/mnv2_y.npy'"
+check "TransformerEncoder .pt through a Lua architecture file: outputs within 1e-4" bash -c "'$torsh' model run '$tmp/enc.pt' --arch '$tmp/encoder.lua' --shape 1,7,32 --input '$tmp/enc_x.npy' --output '$tmp/enc_out.npy' && '$py' '$tmp/compare.py' '$tmp/enc_out.npy' '$tmp/enc_y.npy'"
+
 finish model_cli
