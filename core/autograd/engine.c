@@ -3,6 +3,7 @@
  * functions of individual ops live in backward_*.c. */
 #include "internal.h"
 #include "torsh/autograd.h"
+#include "torsh/prof_hook.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -334,7 +335,18 @@ ts_status ts_backward(ts_tensor *root, const ts_tensor *grad, bool retain_graph)
         ts_tensor *grad_in[TS_NODE_MAX_INPUTS] = {0};
         bool any = false;
         for (int k = 0; k < n->n_out; k++) any = any || n->pending[k];
-        st = any ? n->backward(n, n->pending, grad_in) : TS_OK;   /* no gradient reached it */
+        if (any) {   /* else no gradient reached it */
+            /* one profiler event per backward node ("mul_backward"), nested in the
+               Lua-level backward() event; a NULL test when no profiler runs */
+            void *tok = NULL;
+            if (ts_prof_active_hooks) {
+                char name[80];     /* "matmul_backward": apart from the forward op's events */
+                snprintf(name, sizeof name, "%s_backward", n->name);
+                tok = TS_PROF_BEGIN(TS_PROF_OP, name, "backward", n->pending, n->n_out);
+            }
+            st = n->backward(n, n->pending, grad_in);
+            TS_PROF_END(tok, grad_in, n->n_in);
+        }
         if (st) {
             for (int i = 0; i < n->n_in; i++) ts_tensor_release(grad_in[i]);
             break;

@@ -420,5 +420,23 @@ T.case("an unwritable output path is a message, not an error", function()
   T.ok(err:find("cannot write", 1, true), err)
 end)
 
+T.case("backward records one event per autograd node, inside the backward() event", function()
+  local m = torsh.nn.Linear(4, 3)
+  local prof = profiler.profile(function() m(torsh.randn(2, 4)):sum():backward() end)
+  local d = cjson.decode(prof:chrome_trace())
+  local outer, inner = nil, {}
+  for _, e in ipairs(d.traceEvents) do
+    if e.ph == "X" and e.name == "backward" then outer = e end
+    if e.ph == "X" and e.name:find("_backward$") then inner[#inner + 1] = e end
+  end
+  T.ok(outer, "a backward event")
+  local names = {}
+  for _, e in ipairs(inner) do
+    names[e.name] = true
+    T.ok(e.ts >= outer.ts and e.ts + e.dur <= outer.ts + outer.dur + 1, e.name .. " nested in backward")
+  end
+  T.ok(names.matmul_backward and names.sum_backward, "matmul_backward and sum_backward recorded")
+end)
+
 os.execute("rm -rf '" .. tmpdir .. "'")
 T.finish()
