@@ -1,4 +1,4 @@
--- run the benchmark cases and comparisons a Lua script declares; check baselines
+-- benchmark the cases a Lua script declares, or a model file's inference; significance tests; baselines
 local cli = require "torsh.cli"
 local bench = require "torsh.bench"
 

@@ -1,4 +1,4 @@
--- show versions, CPU features, the BLAS kernel in use, threads and memory
+-- show versions, CPU features, the BLAS kernel, CUDA (found at run time), the build, threads and memory
 local cli = require "torsh.cli"
 
 local opts = cli.parse(arg, {

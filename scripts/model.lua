@@ -1,4 +1,4 @@
--- torsh model inspect | convert | run | validate | diff — look into, convert,
+-- inspect, convert, run, validate and diff model files (ONNX, .torsh, .pt, safetensors, .npz)
 -- run and check model files (ONNX, .torsh, .pt/.pth, .safetensors, .npz).
 local torsh = require "torsh"
 local cli = require "torsh.cli"
