@@ -495,6 +495,18 @@ int ts_graph_add_node(ts_graph *g, const char *op_type, const char *domain, cons
         ts_fail(TS_ERR_ARG, "graph_add_node: node '%s' (%s): bad input/output lists", label, op_type);
         return -1;
     }
+    /* ONNX requires an output on every node; an op of the default domain
+     * without inputs is one of the few that make values from attributes only */
+    if (n_outputs == 0) {
+        ts_fail(TS_ERR_ARG, "graph_add_node: node '%s' (%s) has no outputs", label, op_type);
+        return -1;
+    }
+    bool default_domain = !domain || !*domain || !strcmp(domain, "ai.onnx");
+    if (n_inputs == 0 && default_domain && strcmp(op_type, "Constant") && strcmp(op_type, "RandomNormal") &&
+        strcmp(op_type, "RandomUniform")) {
+        ts_fail(TS_ERR_ARG, "graph_add_node: node '%s' (%s) has no inputs", label, op_type);
+        return -1;
+    }
     for (int i = 0; i < n_inputs; i++)
         if (inputs[i] < -1 || inputs[i] >= g->n_values) {
             ts_fail(TS_ERR_ARG, "graph_add_node: node '%s' (%s): input %d is value id %d (graph has %d values)", label,
@@ -890,6 +902,20 @@ ts_status ts_graph_topo_order(const ts_graph *g, int *order)
     for (int v = 0; v < g->n_values; v++)
         avail[v] = g->values[v].constant != NULL || g->values[v].producer < 0;
     for (int i = 0; i < g->n_inputs; i++) avail[g->inputs[i]] = true;
+    /* a node may not overwrite what the caller feeds or what the file holds */
+    for (int k = 0; k < n && !st; k++) {
+        const ts_gnode *nd = &g->nodes[k];
+        for (int o = 0; o < nd->n_outputs; o++) {
+            int v = nd->outputs[o];
+            if (v < 0) continue;
+            if (is_graph_input(g, v) || g->values[v].is_initializer) {
+                st = ts_fail(TS_ERR_ARG, "graph: node '%s' (%s) writes '%s', which is a graph %s", nd->name,
+                             nd->op_type, g->values[v].name, is_graph_input(g, v) ? "input" : "initializer");
+                break;
+            }
+        }
+    }
+    if (st) goto done;
     for (int k = 0; k < n; k++) {
         const ts_gnode *nd = &g->nodes[k];
         for (int i = 0; i < nd->n_inputs; i++) {

@@ -114,11 +114,21 @@ static ts_status finish(ts_graph *g, int changed)
 
 /* ---- Conv + BatchNormalization ------------------------------------------------------------- */
 
+/* The constant of value v when the passes may bake it in: a constant that is
+ * also a graph input is only a default the caller may override. */
+static ts_tensor *fixed_const(const ts_graph *g, int v)
+{
+    if (v < 0 || !g->values[v].constant) return NULL;
+    for (int i = 0; i < g->n_inputs; i++)
+        if (g->inputs[i] == v) return NULL;
+    return g->values[v].constant;
+}
+
 /* The f64 values of constant value v when it holds exactly n floating elements, else NULL. */
 static ts_tensor *const_f64(const ts_graph *g, int v, int64_t n)
 {
-    if (v < 0 || !g->values[v].constant) return NULL;
-    ts_tensor *t = g->values[v].constant;
+    ts_tensor *t = fixed_const(g, v);
+    if (!t) return NULL;
     if (!ts_dtype_is_float(t->dtype) || ts_tensor_numel(t) != n) return NULL;
     return ts_to_dtype(t, TS_F64);
 }
@@ -131,8 +141,8 @@ static int fold_one(ts_graph *g, int c, int b)
     for (int o = 1; o < bn->n_outputs; o++)
         if (bn->outputs[o] >= 0) return 0;
     int wv = cn->inputs[1], cbv = cn->n_inputs > 2 ? cn->inputs[2] : -1;
-    ts_tensor *w = wv >= 0 ? g->values[wv].constant : NULL;
-    if (!w || !ts_dtype_is_float(w->dtype) || w->ndim < 3 || (cbv >= 0 && !g->values[cbv].constant)) return 0;
+    ts_tensor *w = fixed_const(g, wv);
+    if (!w || !ts_dtype_is_float(w->dtype) || w->ndim < 3 || (cbv >= 0 && !fixed_const(g, cbv))) return 0;
     int64_t ch = w->shape[0], per = ch ? ts_tensor_numel(w) / ch : 0;
     double eps = ts_gnode_float(bn, "epsilon", 1e-5);
     ts_tensor *scale = const_f64(g, bn->inputs[1], ch), *beta = const_f64(g, bn->inputs[2], ch);
@@ -220,7 +230,7 @@ static bool activation_of(const ts_graph *g, const ts_gnode *a, const char **nam
         for (int i = 1; i < 3 && i < a->n_inputs; i++) {
             int v = a->inputs[i];
             if (v < 0) continue;
-            if (!g->values[v].constant || ts_tensor_numel(g->values[v].constant) != 1) return false;
+            if (!fixed_const(g, v) || ts_tensor_numel(g->values[v].constant) != 1) return false;
             double x = ts_tensor_item_at(g->values[v].constant, 0);
             if (i == 1) lo = x;
             else hi = x;
@@ -281,7 +291,7 @@ ts_status ts_graph_fuse_conv_act(ts_graph *g)
         if (r < 0) continue;
         if (is_op(&g->nodes[r], "Add") && g->nodes[r].n_inputs == 2 && g->nodes[r].n_outputs == 1) {
             z = g->nodes[r].inputs[1 - slot];
-            if (z == y || !same_info(&g->values[z], &g->values[y])) continue;
+            if (z < 0 || z == y || !same_info(&g->values[z], &g->values[y])) continue;
             int a = sole_reader(g, readers, g->nodes[r].outputs[0], NULL);
             if (a < 0 || !is_op(&g->nodes[a], "Relu")) continue;
             st = make_fused(g, c, z, a, "Relu", NULL, 0);
@@ -328,7 +338,7 @@ static int prepack_one(ts_graph *g, int k)
     const char *act = fused && *ts_gnode_string(n, "activation", "") ? "Relu" : "";
     if (fused && *act && strcmp(ts_gnode_string(n, "activation", ""), "Relu")) return 0;
     const ts_gvalue *xv = &g->values[n->inputs[0]];
-    ts_tensor *w = g->values[n->inputs[1]].constant;
+    ts_tensor *w = fixed_const(g, n->inputs[1]);
     if (xv->dtype != TS_F32 || xv->ndim != 4 || !w || w->dtype != TS_F32 || w->ndim != 4 || w->shape[2] != 3 ||
         w->shape[3] != 3 || w->shape[0] < 16 || w->shape[1] < 16)
         return 0;

@@ -224,9 +224,25 @@ ts_tensor *nn_conv_wino(const ts_tensor *x, const ts_tensor *u, const ts_tensor 
                         const int64_t *pb, const int64_t *pe, bool relu)
 {
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3], K = u->shape[1];
+    const int64_t max_pad = (int64_t)1 << 30;    /* keeps every size below in range */
+    if (pb[0] < 0 || pb[1] < 0 || pe[0] < 0 || pe[1] < 0 || pb[0] > max_pad || pb[1] > max_pad || pe[0] > max_pad ||
+        pe[1] > max_pad)
+        return ts_fail_null(TS_ERR_ARG, "winograd: pads must be in [0, 2^30]");
     int64_t OH = H + pb[0] + pe[0] - 2, OW = W + pb[1] + pe[1] - 2;
     if (u->ndim != 3 || u->shape[0] != 16 || u->shape[2] != C || OH < 1 || OW < 1)
         return ts_fail_null(TS_ERR_ARG, "winograd: input and transformed weights do not fit");
+    if (N == 0 || K == 0 || C == 0) {
+        /* nothing to transform: zeros (C == 0), or an empty result */
+        ts_tensor *e = ts_tensor_zeros((int64_t[]){ N, K, OH, OW }, 4, TS_F32);
+        if (e && bias && C == 0 && N * K > 0) {
+            ts_tensor *b = ts_reshape(bias, (int64_t[]){ 1, K, 1, 1 }, 4);
+            ts_tensor *eb = b ? ts_binary(TS_ADD, e, b) : NULL;
+            ts_tensor_release(b);
+            ts_tensor_release(e);
+            e = eb;
+        }
+        return e;
+    }
     int64_t TH = (OH + 1) / 2, TW = (OW + 1) / 2;
     /* tile rows per block: V and M together about 4 MiB */
     int64_t nr = ((int64_t)1 << 20) / (16 * (C + K) * TW);
@@ -234,7 +250,8 @@ ts_tensor *nn_conv_wino(const ts_tensor *x, const ts_tensor *u, const ts_tensor 
     if (nr > N * TH) nr = N * TH;
     ts_tensor *xc = ts_contiguous_as(x, TS_F32), *bc = bias && xc ? ts_contiguous_as(bias, TS_F32) : NULL;
     ts_tensor *zc = z && xc ? ts_contiguous_as(z, TS_F32) : NULL;
-    ts_tensor *y = xc && (!bias || bc) && (!z || zc) ? ts_tensor_new((int64_t[]){ N, K, OH, OW }, 4, TS_F32) : NULL;
+    ts_tensor *uc = xc ? ts_contiguous_as(u, TS_F32) : NULL;   /* U may be any view */
+    ts_tensor *y = xc && uc && (!bias || bc) && (!z || zc) ? ts_tensor_new((int64_t[]){ N, K, OH, OW }, 4, TS_F32) : NULL;
     float *buf = y ? malloc(sizeof(float) * (size_t)(16 * (C + K) * nr * TW)) : NULL;
     if (y && !buf) ts_fail(TS_ERR_MEMORY, "winograd: out of memory for %lld tiles", (long long)(nr * TW));
     if (buf && ts_blas_init()) {
@@ -245,10 +262,11 @@ ts_tensor *nn_conv_wino(const ts_tensor *x, const ts_tensor *u, const ts_tensor 
         ts_tensor_release(xc);
         ts_tensor_release(bc);
         ts_tensor_release(zc);
+        ts_tensor_release(uc);
         ts_tensor_release(y);
         return NULL;
     }
-    wino_job j = { NULL, NULL, NULL, ts_tensor_data(u), bc ? ts_tensor_data(bc) : NULL, relu,
+    wino_job j = { NULL, NULL, NULL, ts_tensor_data(uc), bc ? ts_tensor_data(bc) : NULL, relu,
                    C, K, H, W, OH, OW, pb[0], pb[1], TH, TW, 0, 0, 0, buf, buf + 16 * C * nr * TW, 0 };
     atomic_init(&j.failed, 0);
     bool ours = ts_get_num_threads() > 1;
@@ -268,6 +286,7 @@ ts_tensor *nn_conv_wino(const ts_tensor *x, const ts_tensor *u, const ts_tensor 
     ts_tensor_release(xc);
     ts_tensor_release(bc);
     ts_tensor_release(zc);
+    ts_tensor_release(uc);
     if (atomic_load(&j.failed)) {
         ts_tensor_release(y);
         return ts_fail_null(TS_ERR_MEMORY, "winograd: out of memory for the rows of %lld tiles", (long long)TW);
