@@ -41,6 +41,7 @@
 
 #define GRAPH_MT "torsh.Graph"
 #define TSL_GRAPH_MAX_OUTPUTS 256
+#define EXEC_BOX_MT "torsh.Graph.exec"
 
 /* The Lua thread running the current g:run / g:infer (Lua kernels run on it). */
 static _Thread_local lua_State *running_L;
@@ -49,6 +50,7 @@ typedef struct lgraph {
     ts_graph *g;
     ts_exec *exec;        /* cached; dropped on any change */
     ts_exec *exec_all;    /* with keep_intermediates */
+    int busy;             /* > 0 while it runs or infers (a Lua kernel may call back) */
 } lgraph;
 
 static void drop_exec(lgraph *lg)
@@ -66,10 +68,12 @@ static lgraph *check_graph(lua_State *L, int idx)
 
 ts_graph *tsL_checkgraph(lua_State *L, int idx) { return check_graph(L, idx)->g; }
 
-/* A changing call: drops the cached executors. */
+/* A changing call: drops the cached executors (refused while the graph runs:
+ * a Lua kernel must not change or free the graph that is calling it). */
 static lgraph *check_graph_mut(lua_State *L, int idx)
 {
     lgraph *lg = check_graph(L, idx);
+    if (lg->busy) luaL_error(L, "graph '%s': cannot change or free a graph while it runs (from a Lua kernel)", ts_graph_name(lg->g));
     drop_exec(lg);
     return lg;
 }
@@ -90,6 +94,14 @@ static int push_new_graph(lua_State *L, ts_graph *g)
     return 1;
 }
 
+static int exec_box_gc(lua_State *L)
+{
+    ts_exec **box = luaL_checkudata(L, 1, EXEC_BOX_MT);
+    ts_exec_free(*box);
+    *box = NULL;
+    return 0;
+}
+
 static int graph_gc(lua_State *L)
 {
     lgraph *lg = luaL_checkudata(L, 1, GRAPH_MT);
@@ -97,6 +109,14 @@ static int graph_gc(lua_State *L)
     ts_graph_free(lg->g);
     lg->g = NULL;
     return 0;
+}
+
+/* g:free() / __close: like __gc, but refused while the graph runs */
+static int graph_free(lua_State *L)
+{
+    lgraph *lg = luaL_checkudata(L, 1, GRAPH_MT);
+    if (lg->g && lg->busy) check_graph_mut(L, 1);   /* raises */
+    return graph_gc(L);
 }
 
 /* ---- building ------------------------------------------------------------------ */
@@ -211,9 +231,17 @@ static int is_integer(lua_State *L, int idx) { return lua_isinteger(L, idx); }
 static int is_number(lua_State *L, int idx) { return lua_type(L, idx) == LUA_TNUMBER; }
 static int is_string(lua_State *L, int idx) { return lua_type(L, idx) == LUA_TSTRING; }
 
+/* Sets an attribute on `node`; with node < 0 only checks that it converts
+ * (g:add_node validates every attribute before it adds the node). */
+#define SET_ATTR(call) do { if (node >= 0) tsL_check(L, call); } while (0)
+
 static void set_list_attr(lua_State *L, lgraph *lg, int node, const char *name, int idx, const char *type)
 {
     int n = (int)lua_rawlen(L, idx);
+    if (n == 0) {      /* an empty list, not a map */
+        lua_pushnil(L);
+        if (lua_next(L, idx)) luaL_error(L, "graph: attribute '%s' must be a list, not a map", name);
+    }
     if (!type) type = list_all(L, idx, is_integer) ? "ints" : list_all(L, idx, is_number) ? "floats"
                     : list_all(L, idx, is_string) ? "strings" : NULL;
     if (!type) luaL_error(L, "graph: attribute '%s' must be a list of integers, floats or strings", name);
@@ -229,17 +257,17 @@ static void set_list_attr(lua_State *L, lgraph *lg, int node, const char *name, 
             fv[i] = lua_tonumber(L, -1);
             lua_pop(L, 1);
         }
-        tsL_check(L, ints ? ts_gnode_set_ints(lg->g, node, name, iv, n) : ts_gnode_set_floats(lg->g, node, name, fv, n));
+        SET_ATTR(ints ? ts_gnode_set_ints(lg->g, node, name, iv, n) : ts_gnode_set_floats(lg->g, node, name, fv, n));
         lua_pop(L, 2);
     } else if (!strcmp(type, "strings")) {
         const char **sv = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n ? n : 1), 0);
         for (int i = 0; i < n; i++) {
             lua_rawgeti(L, idx, i + 1);
-            sv[i] = lua_tostring(L, -1);      /* the list keeps the strings alive */
-            if (!sv[i]) luaL_error(L, "graph: attribute '%s' entry %d is not a string", name, i + 1);
+            if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "graph: attribute '%s' entry %d is not a string", name, i + 1);
+            sv[i] = lua_tostring(L, -1);      /* a real string: the list keeps it alive */
             lua_pop(L, 1);
         }
-        tsL_check(L, ts_gnode_set_strings(lg->g, node, name, sv, n));
+        SET_ATTR(ts_gnode_set_strings(lg->g, node, name, sv, n));
         lua_pop(L, 1);
     } else {
         luaL_error(L, "graph: attribute '%s': unknown list type '%s' (ints, floats, strings)", name, type);
@@ -252,21 +280,22 @@ static void set_attr(lua_State *L, lgraph *lg, int node, const char *name, int i
     ts_tensor *t;
     switch (lua_type(L, idx)) {
     case LUA_TNUMBER:
-        if (lua_isinteger(L, idx)) tsL_check(L, ts_gnode_set_int(lg->g, node, name, lua_tointeger(L, idx)));
-        else tsL_check(L, ts_gnode_set_float(lg->g, node, name, lua_tonumber(L, idx)));
+        if (lua_isinteger(L, idx)) SET_ATTR(ts_gnode_set_int(lg->g, node, name, lua_tointeger(L, idx)));
+        else SET_ATTR(ts_gnode_set_float(lg->g, node, name, lua_tonumber(L, idx)));
         break;
     case LUA_TBOOLEAN:
-        tsL_check(L, ts_gnode_set_int(lg->g, node, name, lua_toboolean(L, idx)));
+        SET_ATTR(ts_gnode_set_int(lg->g, node, name, lua_toboolean(L, idx)));
         break;
     case LUA_TSTRING: {
         size_t len;
         const char *s = lua_tolstring(L, idx, &len);
-        tsL_check(L, ts_gnode_set_string(lg->g, node, name, s, len));
+        SET_ATTR(ts_gnode_set_string(lg->g, node, name, s, len));
         break;
     }
     case LUA_TUSERDATA:
-        t = tsL_checktensor(L, idx);
-        tsL_check(L, ts_gnode_set_tensor(lg->g, node, name, t));
+        t = tsL_totensor(L, idx);
+        if (!t) luaL_error(L, "graph: attribute '%s' has unsupported type %s", name, luaL_typename(L, idx));
+        SET_ATTR(ts_gnode_set_tensor(lg->g, node, name, t));
         break;
     case LUA_TTABLE:
         if (lua_getfield(L, idx, "type") == LUA_TSTRING) {
@@ -274,9 +303,9 @@ static void set_attr(lua_State *L, lgraph *lg, int node, const char *name, int i
             lua_getfield(L, idx, "value");
             if (lua_type(L, -1) != LUA_TTABLE) {
                 if (!strcmp(type, "float") && lua_isnumber(L, -1)) {
-                    tsL_check(L, ts_gnode_set_float(lg->g, node, name, lua_tonumber(L, -1)));
+                    SET_ATTR(ts_gnode_set_float(lg->g, node, name, lua_tonumber(L, -1)));
                 } else if (!strcmp(type, "int") && lua_isinteger(L, -1)) {
-                    tsL_check(L, ts_gnode_set_int(lg->g, node, name, lua_tointeger(L, -1)));
+                    SET_ATTR(ts_gnode_set_int(lg->g, node, name, lua_tointeger(L, -1)));
                 } else {
                     luaL_error(L, "graph: attribute '%s' of type '%s' has a bad value", name, type);
                 }
@@ -304,9 +333,15 @@ static int g_add_node(lua_State *L)
     int *out = read_value_list(L, lg, 4, &n_out, true);
     const char *name = luaL_optstring(L, 6, NULL);
     const char *domain = luaL_optstring(L, 7, "");
-    int node = ts_graph_add_node(lg->g, op, domain, name, in, n_in, out, n_out);
-    if (node < 0) return tsL_error(L);
-    if (lua_type(L, 5) == LUA_TTABLE) {
+    for (int pass = 0; pass < 2; pass++) {   /* pass 0 checks every attribute, pass 1 sets them */
+        int node = -1;
+        if (pass == 1) {
+            node = ts_graph_add_node(lg->g, op, domain, name, in, n_in, out, n_out);
+            if (node < 0) return tsL_error(L);
+            lua_pushinteger(L, node + 1);
+            lua_replace(L, 2);     /* the result, kept where the op name was (no longer needed) */
+        }
+        if (lua_type(L, 5) != LUA_TTABLE) continue;
         lua_pushnil(L);
         while (lua_next(L, 5)) {
             if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "graph: attribute names must be strings");
@@ -314,7 +349,7 @@ static int g_add_node(lua_State *L)
             lua_pop(L, 1);
         }
     }
-    lua_pushinteger(L, node + 1);
+    lua_pushvalue(L, 2);
     return 1;
 }
 
@@ -521,7 +556,9 @@ static int g_infer(lua_State *L)
     }
     lua_State *saved = running_L;
     running_L = L;
+    lg->busy++;
     ts_status st = ts_graph_infer(lg->g, names, sizes, n);
+    lg->busy--;
     running_L = saved;
     tsL_check(L, st);
     return 0;
@@ -536,20 +573,28 @@ static int g_optimize(lua_State *L)
     static ts_status (*const passes[])(ts_graph *) = {ts_graph_fold_conv_bn, ts_graph_fuse_conv_act,
                                                       ts_graph_prepack_winograd};
     lgraph *lg = check_graph_mut(L, 1);
-    tsL_check(L, ts_graph_infer(lg->g, NULL, NULL, 0));
-    if (lua_isnoneornil(L, 2)) {
-        tsL_check(L, ts_graph_optimize_nn(lg->g));
-    } else {
+    int which[8], n = 0;       /* read the pass list before running anything */
+    if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
-        for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, 2); i++) {
+        for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, 2) && n < 8; i++) {
             lua_rawgeti(L, 2, i);
-            int k = luaL_checkoption(L, -1, NULL, names);
+            which[n++] = luaL_checkoption(L, -1, NULL, names);
             lua_pop(L, 1);
-            tsL_check(L, passes[k](lg->g));
-            tsL_check(L, ts_graph_infer(lg->g, NULL, NULL, 0));
         }
     }
-    tsL_check(L, ts_graph_infer(lg->g, NULL, NULL, 0));
+    lua_State *saved = running_L;   /* inference may run Lua kernels */
+    running_L = L;
+    lg->busy++;
+    ts_status st = ts_graph_infer(lg->g, NULL, NULL, 0);
+    if (!st && lua_isnoneornil(L, 2)) st = ts_graph_optimize_nn(lg->g);
+    for (int i = 0; i < n && !st; i++) {
+        st = passes[which[i]](lg->g);
+        if (!st) st = ts_graph_infer(lg->g, NULL, NULL, 0);
+    }
+    if (!st) st = ts_graph_infer(lg->g, NULL, NULL, 0);
+    lg->busy--;
+    running_L = saved;
+    tsL_check(L, st);
     return 0;
 }
 
@@ -599,17 +644,26 @@ static int run_graph(lua_State *L, bool all)
 {
     lgraph *lg = check_graph(L, 1);
     ts_exec **slot = all ? &lg->exec_all : &lg->exec;
+    ts_exec *temp = NULL;     /* a run from inside a Lua kernel of this graph gets its own executor */
+    if (lg->busy) slot = &temp;
     if (!*slot) {
         ts_exec_options opt = {.keep_intermediates = all};
         *slot = ts_exec_new(lg->g, &opt);
         if (!*slot) return tsL_error(L);
     }
-    int n_in = lua_gettop(L) - 1;
+    if (temp) {   /* freed with this userdata, even if an error is raised below */
+        ts_exec **box = lua_newuserdatauv(L, sizeof *box, 0);
+        *box = temp;
+        luaL_setmetatable(L, EXEC_BOX_MT);
+        lua_insert(L, 2);
+    }
+    int first = temp ? 3 : 2;
+    int n_in = lua_gettop(L) - first + 1;
     int want_in = ts_graph_input_count(lg->g);
     if (n_in != want_in)
         luaL_error(L, "graph '%s': run takes %d input tensor(s), got %d", ts_graph_name(lg->g), want_in, n_in);
     ts_tensor **in = lua_newuserdatauv(L, sizeof(ts_tensor *) * (size_t)(n_in ? n_in : 1), 0);
-    for (int i = 0; i < n_in; i++) in[i] = tsL_checktensor(L, i + 2);
+    for (int i = 0; i < n_in; i++) in[i] = tsL_checktensor(L, i + first);
     int n_out = ts_graph_output_count(lg->g);
     if (n_out > TSL_GRAPH_MAX_OUTPUTS) luaL_error(L, "graph: %d outputs (max %d)", n_out, TSL_GRAPH_MAX_OUTPUTS);
     luaL_checkstack(L, n_out + 4, "graph outputs");
@@ -620,7 +674,9 @@ static int run_graph(lua_State *L, bool all)
     memset(out, 0, sizeof(ts_tensor *) * (size_t)n_out);
     lua_State *saved = running_L;
     running_L = L;
-    ts_status st = ts_exec_run(*slot, in, n_in, out, n_out);
+    lg->busy++;
+    ts_status st = ts_exec_run(*slot, in, n_in, out, n_out);   /* no Lua error crosses it (kernels are protected) */
+    lg->busy--;
     running_L = saved;
     for (int i = 0; i < n_out; i++) *slots[i] = out[i];
     if (st) return tsL_error(L);
@@ -662,38 +718,59 @@ static void lua_op_free(void *user)
     free(op);
 }
 
+/* Everything a Lua kernel call does with Lua happens inside one protected
+ * call, so no Lua error (a kernel's own, a freed result tensor, memory)
+ * ever longjmps through the C executor. */
+typedef struct op_call {
+    const ts_kernel_ctx *ctx;
+    lua_op *op;
+    ts_tensor *const *in;
+    ts_tensor **out;
+    int n_in, n_out;
+} op_call;
+
+static int op_call_body(lua_State *L)
+{
+    op_call *c = lua_touserdata(L, 1);
+    luaL_checkstack(L, c->n_in + c->n_out + 8, "Lua kernel arguments");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->op->fn_ref);
+    push_node(L, c->ctx->graph, c->ctx->node);
+    for (int i = 0; i < c->n_in; i++) {
+        if (!c->in[i]) { lua_pushnil(L); continue; }
+        ts_tensor_retain(c->in[i]);
+        tsL_pushtensor(L, c->in[i]);
+    }
+    lua_call(L, c->n_in + 1, c->n_out);
+    int base = lua_gettop(L) - c->n_out;
+    for (int i = 0; i < c->n_out; i++) {
+        if (!luaL_testudata(L, base + 1 + i, TSL_TENSOR_MT))
+            luaL_error(L, "result %d is a %s, not a tensor", i + 1, luaL_typename(L, base + 1 + i));
+        ts_tensor *t = tsL_totensor(L, base + 1 + i);      /* raises for a freed tensor */
+        ts_tensor_retain(t);
+        c->out[i] = t;
+    }
+    return 0;
+}
+
 static ts_status lua_op_run(const ts_kernel_ctx *ctx, ts_tensor *const *in, int n_in, ts_tensor **out, int n_out)
 {
     lua_op *op = ctx->user;
     lua_State *L = running_L ? running_L : op->L;
     int top = lua_gettop(L);
-    if (!lua_checkstack(L, n_in + 8)) return ts_fail(TS_ERR_MEMORY, "node '%s': Lua stack overflow", ctx->node->name);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, op->fn_ref);
-    push_node(L, ctx->graph, ctx->node);
-    for (int i = 0; i < n_in; i++) {
-        if (!in[i]) { lua_pushnil(L); continue; }
-        ts_tensor_retain(in[i]);
-        tsL_pushtensor(L, in[i]);
-    }
-    if (lua_pcall(L, n_in + 1, n_out, 0) != LUA_OK) {
-        ts_status st = ts_fail(TS_ERR_ARG, "node '%s' (%s): Lua kernel failed: %s", ctx->node->name,
-                               ctx->node->op_type, lua_tostring(L, -1));
-        lua_settop(L, top);
-        return st;
-    }
-    for (int i = 0; i < n_out; i++) {
-        ts_tensor *t = tsL_totensor(L, top + 1 + i);
-        if (!t) {
-            for (int k = 0; k < i; k++) { ts_tensor_release(out[k]); out[k] = NULL; }
-            lua_settop(L, top);
-            return ts_fail(TS_ERR_ARG, "node '%s' (%s): Lua kernel result %d is not a tensor", ctx->node->name,
-                           ctx->node->op_type, i + 1);
-        }
-        ts_tensor_retain(t);
-        out[i] = t;
+    if (!lua_checkstack(L, 4)) return ts_fail(TS_ERR_MEMORY, "node '%s': Lua stack overflow", ctx->node->name);
+    op_call c = {ctx, op, in, out, n_in, n_out};
+    for (int i = 0; i < n_out; i++) out[i] = NULL;
+    lua_pushcfunction(L, op_call_body);
+    lua_pushlightuserdata(L, &c);
+    ts_status st = TS_OK;
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        st = ts_fail(TS_ERR_ARG, "node '%s' (%s): Lua kernel failed: %s%s", ctx->node->name, ctx->node->op_type,
+                     msg ? msg : "error object is a ", msg ? "" : luaL_typename(L, -1));
+        for (int i = 0; i < n_out; i++) { ts_tensor_release(out[i]); out[i] = NULL; }
     }
     lua_settop(L, top);
-    return TS_OK;
+    return st;
 }
 
 /* Shapes of a Lua op's outputs: found by running the kernel on zero-filled
@@ -746,6 +823,16 @@ static int l_register_op(lua_State *L)
         if (!lua_isnil(L, -1)) domain = luaL_checkstring(L, -1);
         lua_pop(L, 1);       /* the options table keeps the string alive */
     }
+    const ts_op_def *old = ts_op_find(domain, op_type);
+    if (old && old->run == lua_op_run) {
+        /* executors built earlier hold this op's user pointer: keep it, swap the function */
+        lua_op *existing = old->user;
+        lua_pushvalue(L, 2);
+        int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        luaL_unref(L, LUA_REGISTRYINDEX, existing->fn_ref);
+        existing->fn_ref = ref;
+        return 0;
+    }
     lua_op *op = calloc(1, sizeof *op);
     if (!op) return luaL_error(L, "register_op: out of memory");
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
@@ -773,16 +860,19 @@ void tsL_open_graph(lua_State *L, int module)
         {"value", g_value}, {"values", g_values}, {"const", g_const}, {"node", g_node},
         {"nodes", g_nodes}, {"infer", g_infer}, {"toposort", g_toposort}, {"optimize", g_optimize}, {"prune", g_prune},
         {"clone", g_clone}, {"flops", g_flops}, {"run", g_run}, {"run_all", g_run_all},
-        {"free", graph_gc}, {NULL, NULL},
+        {"free", graph_free}, {NULL, NULL},
     };
     static const luaL_Reg fns[] = {
         {"new", l_new}, {"load_onnx", l_load_onnx}, {"ops", l_ops}, {"register_op", l_register_op}, {NULL, NULL},
     };
+    luaL_newmetatable(L, EXEC_BOX_MT);
+    lua_pushcfunction(L, exec_box_gc); lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
     luaL_newmetatable(L, GRAPH_MT);
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, graph_gc); lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, graph_gc); lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, graph_free); lua_setfield(L, -2, "__close");
     lua_pushcfunction(L, g_len); lua_setfield(L, -2, "__len");
     lua_pop(L, 1);
     luaL_newlib(L, fns);

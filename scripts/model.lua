@@ -107,6 +107,15 @@ local function fail(msg)
   os.exit(1)
 end
 
+-- A whole-number option >= lo (usage error otherwise); nil when not given.
+local function int_option(name, lo)
+  local v = opts[name]
+  if v == nil then return nil end
+  local x = math.tointeger(tonumber(v))
+  if not x or x < lo then cli.usage_error(("model %s: --%s takes a whole number >= %d, got '%s'"):format(SUB, name, lo, v)) end
+  return x
+end
+
 local function need(n)
   if #opts < n then cli.usage_error(("model %s: expected %s (see --help)"):format(SUB, spec.positional)) end
 end
@@ -155,7 +164,7 @@ end
 local function inspect()
   need(1)
   local m = load(opts[1])
-  local rep = m:inspect { batch = tonumber(opts.batch) or 1 }
+  local rep = m:inspect { batch = int_option("batch", 1) or 1 }
   rep.path = opts[1]
   rep.file_bytes = file_size(opts[1])
   if opts.dot then
@@ -275,20 +284,24 @@ local function run()
   local ins = {}
   local inputs = opts.input or {}
   if type(inputs) == "string" then inputs = { inputs } end
-  for i, spec_ in ipairs(inputs) do
+  local next_pos = 1       -- unnamed inputs fill the graph inputs in order
+  for _, spec_ in ipairs(inputs) do
     local name, file = spec_:match("^([^=]+)=(.+)$")
+    local pos
     if name then
-      local pos
       for k, n in ipairs(names) do if n == name then pos = k end end
       if not pos then fail(("no input named '%s' (inputs: %s)"):format(name, table.concat(names, ", "))) end
-      ins[pos] = read_npy(file)
     else
-      ins[i] = read_npy(spec_)
+      while ins[next_pos] do next_pos = next_pos + 1 end
+      pos, file = next_pos, spec_
+      if pos > #names then fail(("%d inputs given, the model takes %d (%s)"):format(#inputs, #names, table.concat(names, ", "))) end
     end
+    if ins[pos] then fail(("input '%s' given twice"):format(names[pos])) end
+    ins[pos] = read_npy(file)
   end
   if #inputs == 0 then
     if not opts.bench then cli.usage_error("model run: pass --input FILE.npy (or --bench for random inputs)") end
-    ins = random_inputs(m, tonumber(opts.batch))
+    ins = random_inputs(m, int_option("batch", 1))
   end
   for i = 1, #names do if not ins[i] then fail(("input %d ('%s') is missing"):format(i, names[i])) end end
   local ok, outs = pcall(function() return table.pack(m:run(table.unpack(ins, 1, #names))) end)
@@ -308,7 +321,7 @@ local function run()
   if opts.bench then
     local clock = torsh.clock or os.clock
     local times, deadline = {}, clock() + 2
-    local runs = tonumber(opts.runs) or 0
+    local runs = int_option("runs", 0) or 0
     for _ = 1, 3 do m:run(table.unpack(ins, 1, #names)) end     -- warm-up
     repeat
       local t0 = clock()
@@ -353,8 +366,13 @@ local function validate()
     norm = { tonumber(a) or cli.usage_error("--normalize MEAN,STD"), tonumber(b) or cli.usage_error("--normalize MEAN,STD") }
   end
   local n = set:len()
-  if opts.limit then n = math.min(n, tonumber(opts.limit) or cli.usage_error("--limit takes a number")) end
-  local batch = tonumber(opts.batch) or 100
+  local limit = int_option("limit", 1)
+  if limit then n = math.min(n, limit) end
+  local batch = int_option("batch", 1) or 100
+  local tolerance = opts.tolerance and tonumber(opts.tolerance)
+  if opts.tolerance and (not tolerance or tolerance < 0) then
+    cli.usage_error(("model validate: --tolerance takes a number >= 0, got '%s'"):format(opts.tolerance))
+  end
   local in_shape = m:inputs()[1].shape
   local images, labels = set.images, set.labels
   local clock = torsh.clock or os.clock
@@ -377,7 +395,8 @@ local function validate()
     correct = correct + (pred:eq(y)):to("i64"):sum():item()
     loss_sum = loss_sum + torsh.nn.functional.cross_entropy(logits, y, { reduction = "sum" }):item()
     if ref then
-      local r = ref:run(x)
+      local rok2, r = pcall(ref.run, ref, x)
+      if not rok2 then fail(opts.reference .. ": " .. tostring(r)) end
       local d = (logits:to("f64") - r:to("f64")):abs()
       max_abs = math.max(max_abs, d:max():item())
       sum_abs = sum_abs + d:sum():item()
@@ -388,6 +407,7 @@ local function validate()
     if tty then io.stderr:write(("\rvalidate: %d/%d"):format(seen, n)) end
   end
   if tty then io.stderr:write("\r\27[K") end
+  if seen == 0 then fail(("%s:%s has no samples"):format(dname, split)) end
   local rep = { model = opts[1], dataset = dname, split = split, samples = seen,
                 accuracy = correct / seen, loss = loss_sum / seen,
                 latency_ms_per_batch = secs / math.ceil(seen / batch) * 1e3, batch = batch,
@@ -405,7 +425,7 @@ local function validate()
     end
     return s
   end)
-  if ref and opts.tolerance and max_abs > tonumber(opts.tolerance) then
+  if ref and tolerance and max_abs > tolerance then
     io.stderr:write(("torsh: model validate: max abs difference %.3g exceeds --tolerance %s\n"):format(max_abs, opts.tolerance))
     os.exit(1)
   end

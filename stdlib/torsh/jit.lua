@@ -14,9 +14,10 @@
 -- into new constants. Nodes are named after the module that ran them
 -- ("layer1.0.conv1"). Dim 1 of the input is symbolic ("N") and reshapes keep
 -- the batch dim (ONNX's 0 = "copy"), so the graph runs at any batch size.
--- The trace checks itself: the graph is run on the example and its outputs
--- must match the module's (max abs difference within 1e-4 relative), so an
--- op the tracer does not know cannot be silently baked in as a constant.
+-- The trace checks itself: the graph is run on the example and on a second,
+-- random input, and its outputs must match the module's (max abs difference
+-- within 1e-4 relative), so an op the tracer does not know, whose result
+-- would be baked in as a constant, is caught.
 local torsh = require "torsh"
 local G = torsh._graph
 
@@ -412,8 +413,10 @@ function J.trace(module, example, opts)
   local saved = install(tr)
   local res = table.pack(pcall(function() return torsh.no_grad(function() return module(table.unpack(examples)) end) end))
   uninstall(saved)
-  if was_training then module:train() end
-  if not res[1] then error("jit.trace: " .. tostring(res[2]):gsub("^jit%.trace: ", ""), 2) end
+  if not res[1] then
+    if was_training then module:train() end
+    error("jit.trace: " .. tostring(res[2]):gsub("^jit%.trace: ", ""), 2)
+  end
   local outs = {}
   for i = 2, res.n do
     local r = res[i]
@@ -428,17 +431,39 @@ function J.trace(module, example, opts)
     tr.g:add_node("Identity", { src }, { want }, nil, tr:fresh("output_" .. i))
     tr.g:add_output(want)
   end
+  tr.g:prune()          -- drops what no output needs (e.g. a nested trace's leftovers)
   tr.g:infer()
-  if opts.check ~= false then
-    local got = table.pack(tr.g:run(table.unpack(examples)))
-    for i, r in ipairs(outs) do
+  -- The self-check: on the example, and on a second, different input. An op
+  -- the tracer does not record leaves its result frozen as a constant, which
+  -- only a new input shows.
+  local function check(inputs, want)
+    local got = table.pack(tr.g:run(table.unpack(inputs)))
+    for i, r in ipairs(want) do
       local diff = (got[i]:to("f64") - r:to("f64")):abs():max():item()
       local scale = math.max(1, r:to("f64"):abs():max():item())
-      if diff > 1e-4 * scale then
-        error(("jit.trace: the traced graph's output %d differs from the module's by %g: the module uses an op the tracer does not record"):format(i, diff), 2)
+      if diff ~= diff or diff > 1e-4 * scale then
+        error(("jit.trace: the traced graph's output %d differs from the module's by %g: the module uses an op the tracer does not record"):format(i, diff), 0)
       end
     end
   end
+  local ok_check, check_err = true, nil
+  if opts.check ~= false then
+    ok_check, check_err = pcall(function()
+      check(examples, outs)
+      local others = {}
+      for i, x in ipairs(examples) do
+        local dt = x:dtype()
+        if dt ~= "f32" and dt ~= "f64" and dt ~= "f16" and dt ~= "bf16" then return end   -- (index inputs: one check)
+        others[i] = (torsh.randn(x:shape()) * (x:to("f64"):std():item() + 0.5) + 0.25):to(dt)
+      end
+      local want = table.pack(torsh.no_grad(function() return module(table.unpack(others)) end))
+      local wt = {}
+      for i = 1, want.n do if torsh.is_tensor(want[i]) then wt[#wt + 1] = want[i] end end
+      check(others, wt)
+    end)
+  end
+  if was_training then module:train() end
+  if not ok_check then error(check_err, 2) end
   return tr.g
 end
 

@@ -170,5 +170,51 @@ T.case("bad files and arguments: clear errors", function()
   T.raises(function() g:run() end, "takes 1 input")
 end)
 
+T.case("Lua kernels: errors of any kind come back as messages; re-registering swaps the function", function()
+  local G = torsh._graph
+  local function graph(op)
+    local g = G.new("k")
+    g:add_input("x", "f32", { 2 })
+    g:add_node(op, { "x" }, { "y" }, nil, "n", "test.k")
+    g:add_output("y")
+    return g
+  end
+  model.register_op("Twice", function(_, x) return x * 2 end, { domain = "test.k" })
+  local g = graph("Twice")
+  T.close(g:run(torsh.ones(2)), { 2, 2 })
+  model.register_op("Twice", function(_, x) return x * 3 end, { domain = "test.k" })
+  T.close(g:run(torsh.ones(2)), { 3, 3 })        -- the cached executor sees the new function
+  model.register_op("Bad1", function() error({}) end, { domain = "test.k" })
+  T.raises(function() graph("Bad1"):run(torsh.ones(2)) end, "error object is a table")
+  model.register_op("Bad2", function() local t = torsh.ones(2); t:free(); return t end, { domain = "test.k" })
+  T.raises(function() graph("Bad2"):run(torsh.ones(2)) end, "freed")
+  model.register_op("Bad3", function() return 42 end, { domain = "test.k" })
+  T.raises(function() graph("Bad3"):run(torsh.ones(2)) end, "result 1 is a number, not a tensor")
+  local g4
+  model.register_op("Meddle", function(_, x) g4:set_opset("", 17); return x end, { domain = "test.k" })
+  g4 = graph("Meddle")
+  T.raises(function() g4:run(torsh.ones(2)) end, "cannot change or free a graph while it runs")
+  T.close(g:run(torsh.ones(2)), { 3, 3 })        -- still usable
+end)
+
+T.case("add_node checks every attribute before adding the node", function()
+  local G = torsh._graph
+  local g = G.new("attrs")
+  g:add_input("x", "f32", { 2 })
+  T.raises(function() g:add_node("LeakyRelu", { "x" }, { "y" }, { alpha = { 1, "a" } }) end, "alpha")
+  T.eq(#g, 0)
+  T.raises(function() g:add_node("LeakyRelu", { "x" }, { "y" }, { alpha = { k = 1 } }) end, "not a map")
+  T.raises(function() g:add_node("LeakyRelu", { "x" }, { "y" }, { alpha = io.stdout }) end, "unsupported type")
+  T.raises(function() g:add_node("Relu", { "x" }, {}) end, "has no outputs")
+  g:add_node("LeakyRelu", { "x" }, { "y" }, { alpha = 0.5 })
+  T.eq(#g, 1)
+end)
+
+T.case("the trace's self-check catches an op it does not record", function()
+  local M = nn.Module:extend("SinNet")
+  function M:forward(x) return x:sin() * 2 end
+  T.raises(function() torsh.jit.trace(M(), torsh.randn(4)) end, "does not record")
+end)
+
 os.execute("rm -rf '" .. tmpdir .. "'")
 T.finish()
