@@ -200,6 +200,17 @@ ts_tensor *ts_expand(const ts_tensor *t, const int64_t *in, int ndim)
                                 (long long)t->shape[td], (long long)want);
         }
     }
+    /* a broadcast view allocates nothing, but its element count must stay
+     * countable (numel, nbytes) like any other tensor's */
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] && n > INT64_MAX / 16 / shape[i]) {
+            char b[TS_SHAPE_STR_CAP];
+            return ts_fail_null(TS_ERR_MEMORY, "expand: shape %s has too many elements",
+                                ts_shape_str(shape, ndim, b, sizeof b));
+        }
+        n *= shape[i];
+    }
     return ts_tensor_view_of(t, shape, stride, ndim, t->offset);
 }
 

@@ -148,4 +148,9 @@ T.case("threads setting", function()
   T.raises(function() torsh.set_num_threads(-1) end, "thread count")
 end)
 
+T.case("expand refuses a view whose element count overflows", function()
+  T.raises(function() return torsh.ones(1):expand(1 << 32, 1 << 32, 16) end, "too many elements")
+  T.eq(torsh.ones(1):expand(1000, 1000):numel(), 1000000)
+end)
+
 T.finish()
