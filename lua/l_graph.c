@@ -605,34 +605,10 @@ static int g_clone(lua_State *L) { return push_new_graph(L, ts_graph_clone(check
 static int g_flops(lua_State *L)
 {
     lgraph *lg = check_graph(L, 1);
-    const ts_graph *g = lg->g;
-    int n = ts_graph_node_count(g);
+    int n = ts_graph_node_count(lg->g);
     lua_createtable(L, n, 0);
-    const ts_gvalue *ins[64], *outs[64];
-    ts_gvalue bound[64];        /* inputs with their bound symbols made concrete */
     for (int i = 0; i < n; i++) {
-        const ts_gnode *node = ts_graph_node(g, i);
-        const ts_op_def *def = ts_op_find(node->domain, node->op_type);
-        double f = 0;
-        if (def && def->flops && node->n_inputs <= 64 && node->n_outputs <= 64) {
-            for (int k = 0; k < node->n_inputs; k++) {
-                ins[k] = node->inputs[k] < 0 ? NULL : ts_graph_val(g, node->inputs[k]);
-                if (!ins[k] || ins[k]->ndim <= 0) continue;
-                bound[k] = *ins[k];
-                for (int d = 0; d < bound[k].ndim; d++) {
-                    if (bound[k].dims[d].size < 0 && bound[k].dims[d].sym >= 0) {
-                        int64_t b = ts_graph_symbol_bound(g, bound[k].dims[d].sym);
-                        if (b >= 0) bound[k].dims[d] = ts_dim_of(b);
-                    }
-                }
-                ins[k] = &bound[k];
-            }
-            for (int k = 0; k < node->n_outputs; k++) outs[k] = ts_graph_val(g, node->outputs[k]);
-            f = def->flops(node, ins, outs);
-        } else if (!def) {
-            f = -1;
-        }
-        lua_pushnumber(L, f);
+        lua_pushnumber(L, ts_graph_node_flops(lg->g, i));
         lua_rawseti(L, -2, i + 1);
     }
     return 1;

@@ -88,24 +88,10 @@ local function model_spec(path)
   end
   local m = load(path)
   local function inputs(batch)
-    local ins = {}
-    for i, v in ipairs(m:inputs()) do
-      local shape = {}
-      for d, s_ in ipairs(v.shape or {}) do
-        if type(s_) == "number" then shape[d] = s_
-        elseif d == 1 then shape[d] = batch
-        else
-          io.stderr:write(string.format("torsh: bench: input '%s' dim %d is symbolic ('%s'); only the batch dim may be\n", v.name, d, s_))
-          os.exit(1)
-        end
-      end
-      if #shape > 0 and type(v.shape[1]) == "number" and v.shape[1] ~= batch then
-        io.stderr:write(string.format("torsh: bench: input '%s' has a fixed batch of %d (shape [%s]); --batch %d cannot run. " ..
-          "Export the model with a dynamic batch dim\n", v.name, v.shape[1], table.concat(v.shape, ", "), batch))
-        os.exit(1)
-      end
-      if #shape > 0 then shape[1] = batch end
-      ins[i] = torsh.randn(shape):to(v.dtype or "f32")
+    local ok, ins = pcall(m.random_inputs, m, batch)
+    if not ok then
+      io.stderr:write("torsh: bench: ", tostring(ins), "\n")
+      os.exit(1)
     end
     return ins
   end

@@ -54,7 +54,7 @@ local SPECS = {
       { "output", "FILE.npy", help = "where to write the first output (OUT.npy, then OUT.2.npy, ...)" },
       { "batch", "N", help = "batch size for random inputs (with --bench)" },
       { "bench", flag = true, help = "measure latency (median over repeated runs)" },
-      { "runs", "N", default = "0", help = "timed runs for --bench (default: until 2 s)" },
+      { "runs", "N", help = "timed runs for --bench (default: until the median is stable, at most 2 s)" },
     },
     examples = { "torsh model run resnet18.onnx --input x.npy --output y.npy",
                  "torsh model run resnet18.onnx --batch 8 --bench" },
@@ -257,26 +257,6 @@ local function read_npy(path)
   return t
 end
 
-local function median(xs)
-  table.sort(xs)
-  local n = #xs
-  return n % 2 == 1 and xs[(n + 1) // 2] or (xs[n // 2] + xs[n // 2 + 1]) / 2
-end
-
-local function random_inputs(m, batch)
-  local ins = {}
-  for i, v in ipairs(m:inputs()) do
-    local shape = {}
-    for d, s in ipairs(v.shape or {}) do
-      shape[d] = type(s) == "number" and s or (d == 1 and (batch or 1)) or fail(("input '%s' has an unknown dim %d; pass --input"):format(v.name, d))
-    end
-    if batch and #shape > 0 then shape[1] = batch end
-    local dt = v.dtype or "f32"
-    ins[i] = (dt == "f32" or dt == "f64" or dt == "f16" or dt == "bf16") and torsh.randn(shape):to(dt) or torsh.zeros(shape):to(dt)
-  end
-  return ins
-end
-
 local function run()
   need(1)
   local m = load(opts[1])
@@ -301,7 +281,9 @@ local function run()
   end
   if #inputs == 0 then
     if not opts.bench then cli.usage_error("model run: pass --input FILE.npy (or --bench for random inputs)") end
-    ins = random_inputs(m, int_option("batch", 1))
+    local rok, r = pcall(m.random_inputs, m, int_option("batch", 1))
+    if not rok then fail(r) end
+    ins = r
   end
   for i = 1, #names do if not ins[i] then fail(("input %d ('%s') is missing"):format(i, names[i])) end end
   local ok, outs = pcall(function() return table.pack(m:run(table.unpack(ins, 1, #names))) end)
@@ -318,18 +300,11 @@ local function run()
       rep.outputs[i].file = path
     end
   end
-  if opts.bench then
-    local clock = torsh.clock or os.clock
-    local times, deadline = {}, clock() + 2
-    local runs = int_option("runs", 0) or 0
-    for _ = 1, 3 do m:run(table.unpack(ins, 1, #names)) end     -- warm-up
-    repeat
-      local t0 = clock()
-      m:run(table.unpack(ins, 1, #names))
-      times[#times + 1] = clock() - t0
-    until (runs > 0 and #times >= runs) or (runs == 0 and clock() > deadline and #times >= 5)
-    local med = median(times)
-    rep.bench = { runs = #times, median_ms = med * 1e3, min_ms = times[1] * 1e3, batch = ins[1]:size(1),
+  if opts.bench then      -- the harness of `torsh bench`: warm-up, repeats until stable or 2 s
+    local runs = int_option("runs", 1)
+    local r = require("torsh.bench").run(function() local y <close> = m:run(table.unpack(ins, 1, #names)) end,
+      { warmup = 3, min_time = 2, min_runs = runs, max_runs = runs })
+    rep.bench = { runs = r.n, median_ms = r.median * 1e3, min_ms = r.min * 1e3, batch = ins[1]:size(1),
                   threads = torsh.get_num_threads() }
   end
   cli.output(rep, opts.format, function(r)

@@ -8,6 +8,7 @@
  * Uses only libc and the tensor reference counts.
  */
 #include "graph_internal.h"
+#include "ops.h"     /* ts_gval_set */
 
 #include <stdlib.h>
 #include <string.h>
@@ -423,15 +424,7 @@ ts_status ts_graph_set_info(ts_graph *g, int value, ts_dtype dt, int ndim, const
         if (dims[i].size < 0 && dims[i].sym >= g->n_syms)
             return ts_fail(TS_ERR_ARG, "graph_set_info: value '%s': dim %d names symbol %d (graph has %d)", v->name,
                            i, (int)dims[i].sym, g->n_syms);
-    v->dtype = dt;
-    v->ndim = ndim;
-    for (int i = 0; i < TS_MAX_DIMS; i++) {
-        ts_dim d = (i < ndim && dims) ? dims[i] : ts_dim_unknown();
-        if (d.size >= 0) d.sym = -1;
-        else d.size = -1;
-        if (d.sym < 0) d.sym = -1;
-        v->dims[i] = d;
-    }
+    ts_gval_set(v, dt, ndim, dims);
     return TS_OK;
 }
 

@@ -175,3 +175,24 @@ done:
     free(out);
     return st;
 }
+
+double ts_graph_node_flops(const ts_graph *g, int node)
+{
+    if (!g || node < 0 || node >= g->n_nodes) return -1;
+    const ts_gnode *nd = &g->nodes[node];
+    const ts_op_def *def = ts_op_find(nd->domain, nd->op_type);
+    if (!def) return -1;
+    if (!def->flops) return 0;
+    enum { MAX_IO = 64 };
+    if (nd->n_inputs > MAX_IO || nd->n_outputs > MAX_IO) return -1;
+    const ts_gvalue *in[MAX_IO], *out[MAX_IO];
+    ts_gvalue bound[MAX_IO];    /* graph inputs keep their symbols: bind them as inference did */
+    for (int k = 0; k < nd->n_inputs; k++) {
+        if (nd->inputs[k] < 0) { in[k] = NULL; continue; }
+        bound[k] = g->values[nd->inputs[k]];
+        bind_dims(g, &bound[k]);
+        in[k] = &bound[k];
+    }
+    for (int o = 0; o < nd->n_outputs; o++) out[o] = nd->outputs[o] < 0 ? NULL : &g->values[nd->outputs[o]];
+    return def->flops(nd, in, out);
+}

@@ -25,8 +25,6 @@ local J = {}
 
 local OPSET = 17
 
-local function shape_of(t) return t:shape() end
-
 -- ---- the recording state ---------------------------------------------------------------
 
 local Tracer = {}
@@ -174,7 +172,7 @@ function C.clamp(tr, r, x, lo, hi)
   tr:emit("Clip", { tr:value(x), lo and tr:scalar(lo, x) or false, hi and tr:scalar(hi, x) or false }, { r })
 end
 function C.reshape(tr, r, x)
-  tr:emit("Reshape", { tr:value(x), tr:ints("shape", reshape_target(shape_of(x), shape_of(r))) }, { r })
+  tr:emit("Reshape", { tr:value(x), tr:ints("shape", reshape_target(x:shape(), r:shape())) }, { r })
 end
 C.view, C.flatten = C.reshape, C.reshape
 function C.permute(tr, r, x, ...)
@@ -338,9 +336,9 @@ local function install(tr)
             local a = args[i]
             if torsh.is_tensor(a) then
               tensors = true
-              if tr.names[a] and not tr.const_value[tr.names[a]] then traced = true end
+              if tr:is_traced(a) then traced = true end
             elseif type(a) == "table" and key == "cat" then
-              for _, t in ipairs(a) do if tr.names[t] and not tr.const_value[tr.names[t]] then traced = true end end
+              for _, t in ipairs(a) do if tr:is_traced(t) then traced = true end end
             end
           end
           if not traced then

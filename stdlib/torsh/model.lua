@@ -255,6 +255,29 @@ local function value_list(g, names)
 end
 --- m:inputs() / m:outputs() -> {{name=, dtype=, shape={...}}}; symbolic dims are strings
 function Model:inputs() return value_list(self.graph, self.graph:info().inputs) end
+
+--- m:random_inputs([batch]) -> {x1, ...}: one random tensor per graph input
+--- (normal for float inputs, zeros otherwise), the symbolic batch dim set to
+--- batch (default 1). Raises when another dim is symbolic or the file fixes
+--- the batch dim to a different size.
+function Model:random_inputs(batch)
+  local ins = {}
+  for i, v in ipairs(self:inputs()) do
+    local shape = {}
+    for d, size in ipairs(v.shape or {}) do
+      if type(size) == "number" then shape[d] = size
+      elseif d == 1 then shape[d] = batch or 1
+      else error(("input '%s' dim %d is symbolic ('%s'); only the batch dim can be chosen"):format(v.name, d, size), 0) end
+    end
+    if batch and #shape > 0 and shape[1] ~= batch then
+      error(("input '%s' has a fixed batch of %d (shape [%s]); batch %d cannot run: export the model with a dynamic batch dim")
+            :format(v.name, shape[1], table.concat(v.shape, ", "), batch), 0)
+    end
+    local dt = v.dtype or "f32"
+    ins[i] = (dt == "f32" or dt == "f64" or dt == "f16" or dt == "bf16") and torsh.randn(shape):to(dt) or torsh.zeros(shape):to(dt)
+  end
+  return ins
+end
 function Model:outputs() return value_list(self.graph, self.graph:info().outputs) end
 function Model:info() return self.graph:info() end
 

@@ -184,6 +184,11 @@ ts_status ts_graph_prune(ts_graph *g);
 ts_status ts_graph_infer(ts_graph *g, const char *const *sym_names, const int64_t *sizes, int n_bind);
 /* Size bound to symbol `sym` by the last ts_graph_infer, or -1. */
 int64_t ts_graph_symbol_bound(const ts_graph *g, int32_t sym);
+/* FLOPs of node `node` (a multiply-add counts 2) from the shapes of the last
+ * ts_graph_infer, its bound symbols made concrete; 0 for an op without a
+ * FLOPs rule (data movement), < 0 when the op is unknown or a shape is not
+ * concrete. */
+double ts_graph_node_flops(const ts_graph *g, int node);
 
 /* ---- optimization passes (core/graph/ops_nn_fuse.c) ----------------------------
  * For running, not for export: run them on a clone after ts_graph_infer,
