@@ -4,6 +4,7 @@
 --    executor vs PyTorch eager, batch 1 and 8, median ms after warm-up;
 --  * opening resnet18.torsh ready to run (load + first inference-ready graph)
 --    vs torch.load of the same weights as .pt;
+--  * torsh.load of the same .pt (zip CRCs checked, and not) vs torch.load;
 --  * converting .pt -> .torsh: MB/s of tensor data.
 -- Usage (from the repository root): build/torsh bench/bench_model.lua [--threads N]
 local threads = 2
@@ -52,11 +53,15 @@ local conv_s = median_ms(function()
 end, 5, 0) / 1e3
 collectgarbage()
 
+mine.load_pt = median_ms(function() local sd = torsh.load(dir .. "/resnet18.pt") end, 11, 2)
+mine.load_pt_noverify = median_ms(function() local sd = torsh.load(dir .. "/resnet18.pt", { verify = false }) end, 11, 2)
+collectgarbage()
+
 m:save(dir .. "/resnet18.torsh")
 mine.load_torsh = median_ms(function()
   local mm = model.load(dir .. "/resnet18.torsh")
   mm.graph:free()
-end, 5, 1)
+end, 21, 2)
 
 print(string.format("ResNet-18 (torchvision, random weights), f32, %d threads", threads))
 print(string.format("%-34s %12s %12s %8s", "case", "torsh ms", "pytorch ms", "ratio"))
@@ -67,6 +72,8 @@ end
 row("latency_b1", "inference batch 1 (onnx graph)")
 row("latency_b8", "inference batch 8 (onnx graph)")
 row("load_torsh", "open .torsh vs torch.load .pt", "load_pt")
+row("load_pt", "torsh.load .pt vs torch.load .pt")
+row("load_pt_noverify", "  the same, {verify = false}", "load_pt")
 print(string.format("open .torsh / torch.load time: %.3f (target <= 0.2)", mine.load_torsh / ref.load_pt))
 -- what the first m:run adds on top: the optimized clone (conv+bn folding,
 -- fusion, Winograd weight prepacking), done once per opened model

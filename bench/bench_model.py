@@ -1,7 +1,7 @@
 # bench_model.py — PyTorch's side of bench/bench_model.lua, run in the same
 # session with the same thread count: torchvision ResNet-18 eager inference
 # latency at batch 1 and 8 (median ms after warm-up), and the time of
-# torch.load of the same weights as a .pt file (median of 5, page cache warm).
+# torch.load of the same weights as a .pt file (median of 11, page cache warm).
 # Writes the model/weights files the Lua side uses into DIR.
 # Usage: /usr/bin/python3 bench/bench_model.py DIR [threads]
 import sys
@@ -40,4 +40,4 @@ with torch.no_grad():
     for b, reps in ((1, 20), (8, 6)):
         xb = torch.randn(b, 3, 224, 224)
         print("latency_b%d %.4f" % (b, median_ms(lambda: m(xb), reps, 3)))
-print("load_pt %.4f" % median_ms(lambda: torch.load(d + "/resnet18.pt"), 5, 1))
+print("load_pt %.4f" % median_ms(lambda: torch.load(d + "/resnet18.pt"), 11, 2))
